@@ -1,0 +1,222 @@
+"""Manifests, the training dataset, and duration-bucketed batches.
+
+A manifest is JSON lines in NeMo's convention, one utterance a line:
+``{"audio_filepath": ..., "duration": ..., "text": ...}``. Relative paths are
+resolved against the manifest's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from asr.audio import AudioError, audio_info, load_audio
+from asr.text import Tokenizer, TokenizerError, normalize
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read; the message names the file and line."""
+
+
+@dataclass
+class Utterance:
+    audio_filepath: str
+    duration: float
+    text: str
+
+    @property
+    def utt_id(self) -> str:
+        """The file name without its extension: the id used in results and scoring."""
+        return Path(self.audio_filepath).stem
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    """All utterances of a manifest; a malformed line raises :class:`ManifestError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest")
+    utterances = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                audio = Path(entry["audio_filepath"])
+                utterances.append(
+                    Utterance(
+                        audio_filepath=str(audio if audio.is_absolute() else path.parent / audio),
+                        duration=float(entry.get("duration", 0.0)),
+                        text=str(entry.get("text", "")),
+                    )
+                )
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+                raise ManifestError(f"{path}:{number}: not a manifest line ({error})") from None
+    return utterances
+
+
+def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:
+    """Write utterances as JSON lines atomically; returns how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    count = 0
+    with temporary.open("w", encoding="utf-8") as out:
+        for utterance in utterances:
+            out.write(json.dumps(asdict(utterance), ensure_ascii=False) + "\n")
+            count += 1
+    temporary.replace(path)
+    return count
+
+
+def make_utterance(audio_filepath: str | Path, transcript: str) -> Utterance:
+    """Check that a file is readable, non-empty audio and that its transcript
+    normalizes to something; raises :class:`AudioError` or :class:`TokenizerError`.
+    """
+    frames, rate = audio_info(audio_filepath)
+    text = normalize(transcript)
+    if not text:
+        raise TokenizerError(f"{audio_filepath}: transcript {transcript!r} is empty after normalization")
+    return Utterance(str(audio_filepath), round(frames / rate, 4), text)
+
+
+def encodable(
+    utterances: Iterable[Utterance], tokenizer: Tokenizer, output_frames: Callable[[float], int] | None = None
+) -> tuple[list[Utterance], list[str]]:
+    """Split utterances into those the model can train on and one-line reasons for the rest.
+
+    An utterance is left out when its text has characters outside the
+    vocabulary, or when ``output_frames(duration)`` says the model will emit fewer
+    frames than CTC needs for its label (one per character, plus a blank
+    between each pair of repeated characters).
+    """
+    kept, problems = [], []
+    for utterance in utterances:
+        try:
+            labels = tokenizer.encode(utterance.text)
+        except TokenizerError as error:
+            problems.append(f"{utterance.audio_filepath}: {error}")
+            continue
+        needed = len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
+        if output_frames is not None and needed > output_frames(utterance.duration):
+            problems.append(
+                f"{utterance.audio_filepath}: label of {needed} CTC steps is longer than its "
+                f"{output_frames(utterance.duration)} output frames"
+            )
+            continue
+        kept.append(utterance)
+    return kept, problems
+
+
+class SpeechDataset(Dataset):
+    """Waveforms and label ids; an unreadable file yields ``None`` and is skipped by :func:`collate`."""
+
+    def __init__(self, utterances: list[Utterance], tokenizer: Tokenizer | None, sample_rate: int) -> None:
+        self.utterances = utterances
+        self.tokenizer = tokenizer
+        self.sample_rate = sample_rate
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor, list[int]] | None:
+        utterance = self.utterances[index]
+        try:
+            waveform = load_audio(utterance.audio_filepath, self.sample_rate)
+        except AudioError as error:
+            print(f"warning: skipping {error}", flush=True)
+            return None
+        labels = self.tokenizer.encode(utterance.text) if self.tokenizer else []
+        return index, waveform, labels
+
+
+@dataclass
+class Batch:
+    indices: list[int]
+    waveforms: torch.Tensor  # (batch, samples), zero-padded
+    lengths: torch.Tensor  # (batch,) samples
+    targets: torch.Tensor  # (sum of label lengths,) concatenated, as CTC wants
+    target_lengths: torch.Tensor  # (batch,)
+
+    def pin_memory(self) -> Batch:
+        self.waveforms = self.waveforms.pin_memory()
+        return self
+
+
+def collate(items: list[tuple[int, torch.Tensor, list[int]] | None]) -> Batch | None:
+    """Pad waveforms into one tensor; ``None`` when every file of the batch failed."""
+    items = [item for item in items if item is not None]
+    if not items:
+        return None
+    lengths = torch.tensor([waveform.numel() for _, waveform, _ in items])
+    waveforms = torch.zeros(len(items), int(lengths.max()))
+    for row, (_, waveform, _) in enumerate(items):
+        waveforms[row, : waveform.numel()] = waveform
+    return Batch(
+        indices=[index for index, _, _ in items],
+        waveforms=waveforms,
+        lengths=lengths,
+        targets=torch.tensor([label for _, _, labels in items for label in labels], dtype=torch.long),
+        target_lengths=torch.tensor([len(labels) for _, _, labels in items]),
+    )
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of utterances of similar length, capped by padded frames.
+
+    A batch's cost is its longest utterance times its size (what padding makes
+    the model compute), so capping that, rather than the count, keeps long
+    utterances from exhausting memory while short ones fill large batches.
+    Lengths are jittered by up to ``jitter`` before sorting so that batches
+    differ between epochs; the order is a function of ``seed`` and the epoch.
+    """
+
+    def __init__(
+        self,
+        frames: list[int],
+        max_batch_frames: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        jitter: float = 0.1,
+    ) -> None:
+        self.frames = frames
+        self.max_batch_frames = max_batch_frames
+        self.shuffle = shuffle
+        self.seed = seed
+        self.jitter = jitter
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 100003 + self.epoch)
+        keys = [n * (1 + rng.uniform(-self.jitter, self.jitter)) if self.shuffle else n for n in self.frames]
+        order = sorted(range(len(self.frames)), key=keys.__getitem__)
+        batches: list[list[int]] = []
+        current: list[int] = []
+        longest = 0
+        for index in order:
+            longest_if_added = max(longest, self.frames[index])
+            if current and longest_if_added * (len(current) + 1) > self.max_batch_frames:
+                batches.append(current)
+                current, longest_if_added = [], self.frames[index]
+            current.append(index)
+            longest = longest_if_added
+        if current:
+            batches.append(current)
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())

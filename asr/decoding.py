@@ -1,0 +1,19 @@
+"""Greedy (best-path) CTC decoding over batches."""
+
+from __future__ import annotations
+
+import torch
+
+
+def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+    """Best path per utterance: arg-max each frame, merge repeats, drop blanks (id 0).
+
+    ``log_probs`` is ``(batch, frames, vocab)``; frames past ``lengths`` are ignored.
+    """
+    best = log_probs.argmax(dim=-1)
+    changed = torch.ones_like(best, dtype=torch.bool)
+    changed[:, 1:] = best[:, 1:] != best[:, :-1]
+    keep = changed & (best != 0)
+    keep &= torch.arange(best.size(1), device=best.device)[None, :] < lengths.to(best.device)[:, None]
+    best, keep = best.cpu(), keep.cpu()
+    return [row[mask].tolist() for row, mask in zip(best, keep)]

@@ -1,0 +1,152 @@
+"""Log-mel features, their global normalization, and SpecAugment.
+
+One :class:`FeatureExtractor` serves training, decoding and transcription; its
+normalization statistics are buffers saved inside the model file, so the
+features a model sees at inference are exactly those it was trained on.
+Features are computed on batches of padded waveforms (on the GPU when there
+is one), and every frame past an utterance's end is zeroed so that padding
+never leaks into a result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torchaudio
+from torch import nn
+
+
+@dataclass
+class FeatureConfig:
+    """How waveforms become frames: 25 ms windows every 10 ms, 80 mel bins."""
+
+    sample_rate: int = 16000
+    n_mels: int = 80
+    n_fft: int = 512
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+
+    @property
+    def win_length(self) -> int:
+        return int(round(self.sample_rate * self.win_ms / 1000))
+
+    @property
+    def hop_length(self) -> int:
+        return int(round(self.sample_rate * self.hop_ms / 1000))
+
+    def num_frames(self, num_samples: int | torch.Tensor) -> int | torch.Tensor:
+        """Frames for a waveform of ``num_samples``: every ``n_fft`` frame (the window centred
+        in it) lies inside the audio, so padding after the end never changes a frame."""
+        if isinstance(num_samples, torch.Tensor):
+            return torch.clamp(num_samples - self.n_fft, min=0) // self.hop_length + 1
+        return max(num_samples - self.n_fft, 0) // self.hop_length + 1
+
+
+def mel_filterbank(config: FeatureConfig) -> torch.Tensor:
+    """The ``(n_fft // 2 + 1, n_mels)`` Slaney-style filterbank (librosa's default)."""
+    return torchaudio.functional.melscale_fbanks(
+        n_freqs=config.n_fft // 2 + 1,
+        f_min=0.0,
+        f_max=config.sample_rate / 2,
+        n_mels=config.n_mels,
+        sample_rate=config.sample_rate,
+        norm="slaney",
+        mel_scale="slaney",
+    )
+
+
+class FeatureExtractor(nn.Module):
+    """Padded waveforms ``(batch, samples)`` to normalized log-mel ``(batch, frames, n_mels)``."""
+
+    def __init__(self, config: FeatureConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.spectrogram = torchaudio.transforms.Spectrogram(
+            n_fft=config.n_fft,
+            win_length=config.win_length,
+            hop_length=config.hop_length,
+            center=False,
+            power=2.0,
+        )
+        self.register_buffer("filterbank", mel_filterbank(config), persistent=False)
+        self.register_buffer("mean", torch.zeros(config.n_mels))
+        self.register_buffer("std", torch.ones(config.n_mels))
+
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Install the global mean and standard deviation of the training features."""
+        self.mean.copy_(mean)
+        self.std.copy_(std)
+
+    def log_mel(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Un-normalized log-mel frames and the number of valid frames per utterance."""
+        if waveforms.size(-1) < self.config.n_fft:
+            waveforms = nn.functional.pad(waveforms, (0, self.config.n_fft - waveforms.size(-1)))
+        power = self.spectrogram(waveforms)  # (batch, freq, frames)
+        mel = torch.matmul(power.transpose(1, 2), self.filterbank)  # (batch, frames, n_mels)
+        frames = self.config.num_frames(lengths).clamp(max=mel.size(1))
+        return torch.log(mel.clamp(min=1e-10)), frames
+
+    @torch.no_grad()
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features, frames = self.log_mel(waveforms, lengths)
+        features = (features - self.mean) / self.std
+        valid = torch.arange(features.size(1), device=features.device)[None, :] < frames[:, None]
+        return features * valid[:, :, None], frames
+
+
+def accumulate_stats(
+    extractor: FeatureExtractor, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Global per-bin mean and standard deviation over every valid frame.
+
+    Sums are kept in float64 so that millions of frames do not lose precision.
+    Returns ``(mean, std, frames)``.
+    """
+    total = torch.zeros(extractor.config.n_mels, dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    count = 0
+    with torch.no_grad():
+        for waveforms, lengths in batches:
+            features, frames = extractor.log_mel(waveforms, lengths)
+            for utterance, n in zip(features, frames.tolist()):
+                valid = utterance[:n].double()
+                total += valid.sum(0)
+                squares += (valid**2).sum(0)
+                count += n
+    if count == 0:
+        raise ValueError("no frames to compute statistics from")
+    mean = total / count
+    std = (squares / count - mean**2).clamp(min=1e-10).sqrt()
+    return mean.float(), std.float(), count
+
+
+@dataclass
+class SpecAugmentConfig:
+    """SpecAugment (Park et al., 2019) masks; applied in training only."""
+
+    freq_masks: int = 2
+    freq_width: int = 27
+    time_masks: int = 2
+    time_width: int = 40
+    time_ratio: float = 0.2  # a time mask covers at most this share of the batch's frames
+
+
+class SpecAugment(nn.Module):
+    """Frequency and time masking with torchaudio's transforms, each utterance masked independently."""
+
+    def __init__(self, config: SpecAugmentConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.freq_mask = torchaudio.transforms.FrequencyMasking(config.freq_width, iid_masks=True)
+        self.time_mask = torchaudio.transforms.TimeMasking(config.time_width, iid_masks=True, p=config.time_ratio)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Mask ``(batch, frames, n_mels)`` features (zero is the normalized mean)."""
+        spec = features.transpose(1, 2).unsqueeze(1)  # (batch, 1, n_mels, frames)
+        for _ in range(self.config.freq_masks):
+            spec = self.freq_mask(spec)
+        for _ in range(self.config.time_masks):
+            spec = self.time_mask(spec)
+        return spec.squeeze(1).transpose(1, 2)

@@ -1,0 +1,359 @@
+"""Training: CTC loss, AdamW with warm-up and cosine decay, a checkpoint every epoch.
+
+Everything a run makes goes into its experiment folder:
+
+- ``checkpoint.pt``: the full training state after the last finished epoch
+  (``--resume`` continues from it);
+- ``model.pt``: the self-contained model file of the best epoch by dev WER;
+- ``metrics.jsonl``: one line an epoch; ``curves.png``: loss and dev WER;
+- ``config.yaml``: the configuration the run used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from asr.checkpoint import ASRModel, atomic_save, save_model
+from asr.data import Batch, BucketBatchSampler, SpeechDataset, collate, encodable, read_manifest
+from asr.features import FeatureConfig, FeatureExtractor, SpecAugment, SpecAugmentConfig
+from asr.model import CTCModel, ModelConfig
+from asr.scoring import score
+from asr.text import Tokenizer
+from asr.transcribe import decode_utterances
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 60
+    max_batch_frames: int = 20000  # padded feature frames (10 ms each) per batch
+    lr: float = 2e-3
+    warmup_steps: int = 300
+    final_lr_ratio: float = 0.02  # the cosine decays to lr * final_lr_ratio
+    weight_decay: float = 1e-2
+    grad_clip: float = 5.0
+    specaugment_from_epoch: int = 0
+
+
+@dataclass
+class TrainConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 1
+    num_workers: int = 1
+    device: str = "auto"  # auto: CUDA when available
+    precision: str = "auto"  # auto: bf16 (or fp16 with loss scaling) on CUDA, fp32 on CPU
+
+
+class ConfigError(ValueError):
+    """A configuration file with unknown keys or wrong values."""
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    """A dataclass from a dictionary, refusing keys it does not have."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {', '.join(unknown)}")
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(cls(), name)
+        if is_dataclass(default):
+            kwargs[name] = _build(type(default), value or {}, f"{where}.{name}")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+    """Read a YAML configuration; ``overrides`` like ``optim.epochs=2`` replace single values."""
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read configuration ({error})") from None
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep:
+            raise ConfigError(f"override {override!r} is not of the form section.key=value")
+        *sections, last = key.split(".")
+        node = values
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[last] = yaml.safe_load(value)
+    try:
+        return _build(TrainConfig, values, str(path))
+    except TypeError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for full float32."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "bf16" or (precision == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def lr_factor(step: int, warmup: int, total: int, final_ratio: float) -> float:
+    """Linear warm-up to 1, then cosine decay to ``final_ratio`` at ``total`` steps."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def load_stats(path: str | Path) -> dict[str, Any]:
+    """The statistics file written by ``asr stats``: mean, std, vocabulary."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+class Trainer:
+    """One training run in one experiment folder."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        train_manifest: str | Path,
+        dev_manifest: str | Path | None,
+        stats_path: str | Path,
+        exp_dir: str | Path,
+    ) -> None:
+        self.config = config
+        self.exp_dir = Path(exp_dir)
+        self.device = resolve_device(config.device)
+        self.amp_dtype = autocast_dtype(config.precision, self.device)
+        random.seed(config.seed)
+        torch.manual_seed(config.seed)
+
+        stats = load_stats(stats_path)
+        self.tokenizer = Tokenizer(stats["vocabulary"])
+        config.model.input_dim = config.features.n_mels
+        config.model.vocab_size = len(self.tokenizer)
+        self.features = FeatureExtractor(config.features)
+        self.features.set_stats(torch.tensor(stats["mean"]), torch.tensor(stats["std"]))
+        self.model = CTCModel(config.model)
+        self.features.to(self.device)
+        self.model.to(self.device)
+        self.specaugment = SpecAugment(config.specaugment).to(self.device)
+
+        hop = config.features.hop_ms / 1000
+        self.train_set, problems = encodable(read_manifest(train_manifest), self.tokenizer, self.output_frames)
+        for problem in problems:
+            print(f"warning: left out of training: {problem}")
+        if problems:
+            print(f"left out {len(problems)} of {len(self.train_set) + len(problems)} training utterances")
+        if not self.train_set:
+            raise ValueError(f"{train_manifest}: no usable training utterances")
+        self.dev_set = read_manifest(dev_manifest) if dev_manifest else []
+        self.sampler = BucketBatchSampler(
+            [int(u.duration / hop) for u in self.train_set], config.optim.max_batch_frames, seed=config.seed
+        )
+        self.loader = DataLoader(
+            SpeechDataset(self.train_set, self.tokenizer, config.features.sample_rate),
+            batch_sampler=self.sampler,
+            collate_fn=collate,
+            num_workers=config.num_workers,
+            persistent_workers=config.num_workers > 0,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=_single_thread_worker,
+        )
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
+        )
+        total_steps = config.optim.epochs * len(self.sampler)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: lr_factor(step, config.optim.warmup_steps, total_steps, config.optim.final_lr_ratio),
+        )
+        self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
+        self.ctc_loss = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
+        self.epoch = 0
+        self.step = 0
+        self.best_wer = math.inf
+        self.nonfinite_steps = 0
+
+    def output_frames(self, seconds: float) -> int:
+        """How many frames the model emits for ``seconds`` of audio."""
+        samples = int(round(seconds * self.config.features.sample_rate))
+        return self.config.model.output_frames(self.config.features.num_frames(samples))
+
+    # -- state ---------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_wer": self.best_wer,
+            "nonfinite_steps": self.nonfinite_steps,
+            "rng": torch.get_rng_state(),
+            "config": asdict(self.config),
+        }
+
+    def resume(self) -> None:
+        """Continue from ``checkpoint.pt``: the epochs it finished are not run again."""
+        saved = torch.load(self.exp_dir / "checkpoint.pt", map_location=self.device, weights_only=False)
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
+        self.epoch, self.step = saved["epoch"], saved["step"]
+        self.best_wer, self.nonfinite_steps = saved["best_wer"], saved["nonfinite_steps"]
+        torch.set_rng_state(saved["rng"].cpu())
+        metrics = self.exp_dir / "metrics.jsonl"
+        if metrics.exists():  # drop lines of an epoch that ended after its checkpoint
+            kept = [l for l in metrics.read_text().splitlines() if json.loads(l)["epoch"] <= self.epoch]
+            metrics.write_text("".join(line + "\n" for line in kept))
+        print(f"resumed from {self.exp_dir / 'checkpoint.pt'} after epoch {self.epoch}")
+
+    def asr_model(self) -> ASRModel:
+        info = {"epoch": self.epoch, "dev_wer": self.best_wer, "config": asdict(self.config)}
+        return ASRModel(self.features, self.model, self.tokenizer, info)
+
+    # -- the loop ------------------------------------------------------------
+
+    def train_step(self, batch: Batch, augment: bool) -> float | None:
+        """One optimizer step; returns the mean loss per utterance, or None if it was skipped."""
+        waveforms = batch.waveforms.to(self.device, non_blocking=True)
+        lengths = batch.lengths.to(self.device)
+        features, frames = self.features(waveforms, lengths)
+        if augment:
+            features = self.specaugment(features)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            log_probs, out_lengths = self.model(features, frames)
+        # CTC in float32 whatever the autocast (log_probs already are), summed per utterance.
+        loss = self.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lengths.cpu(), batch.target_lengths)
+        loss = loss / len(batch.indices)
+        if not torch.isfinite(loss):
+            self.nonfinite_steps += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        if not torch.isfinite(grad_norm):
+            self.nonfinite_steps += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.update()
+            return None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.step += 1
+        return loss.item()
+
+    def run(self) -> None:
+        self.exp_dir.mkdir(parents=True, exist_ok=True)
+        (self.exp_dir / "config.yaml").write_text(yaml.safe_dump(asdict(self.config), sort_keys=False))
+        print(
+            f"training {self.model.num_parameters() / 1e6:.2f} M parameters on {self.device}"
+            f" ({self.amp_dtype or torch.float32}), {len(self.train_set)} utterances,"
+            f" {len(self.sampler)} batches an epoch"
+        )
+        run_start = time.perf_counter()
+        while self.epoch < self.config.optim.epochs:
+            self.sampler.set_epoch(self.epoch)
+            augment = self.epoch >= self.config.optim.specaugment_from_epoch
+            self.model.train()
+            start = time.perf_counter()
+            losses, audio_seconds = [], 0.0
+            bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{self.config.optim.epochs}", leave=False)
+            for batch in bar:
+                if batch is None:
+                    continue
+                loss = self.train_step(batch, augment)
+                audio_seconds += batch.lengths.sum().item() / self.config.features.sample_rate
+                if loss is not None:
+                    losses.append(loss)
+                    bar.set_postfix(loss=f"{loss:.2f}")
+            train_seconds = time.perf_counter() - start
+            self.epoch += 1
+            record = {
+                "epoch": self.epoch,
+                "step": self.step,
+                "lr": self.scheduler.get_last_lr()[0],
+                "train_loss": sum(losses) / max(1, len(losses)),
+                "train_seconds": round(train_seconds, 2),
+                "throughput": round(audio_seconds / train_seconds, 1),  # audio s per wall s
+                "nonfinite_steps": self.nonfinite_steps,
+            }
+            record.update(self.evaluate())
+            record["elapsed"] = round(time.perf_counter() - run_start, 1)
+            self.save(record)
+            print(
+                f"epoch {self.epoch}: loss {record['train_loss']:.3f}, dev WER {record.get('dev_wer', float('nan')):.2f}%,"
+                f" {record['throughput']:.0f} s of audio per s, {train_seconds:.1f} s"
+            )
+
+    def evaluate(self) -> dict[str, float]:
+        if not self.dev_set:
+            return {}
+        result = decode_utterances(self.asr_model(), self.dev_set)
+        refs = {u.utt_id: u.text for u in self.dev_set if u.utt_id in result.hypotheses}
+        scores = score(refs, result.hypotheses)
+        return {"dev_wer": round(scores.wer, 2), "dev_cer": round(scores.cer, 2)}
+
+    def save(self, record: dict[str, Any]) -> None:
+        """Checkpoint first, then the best model, then the metrics line: a crash in between loses nothing."""
+        dev_wer = record.get("dev_wer", -self.epoch)  # with no dev set, the last epoch is the best
+        improved = dev_wer < self.best_wer
+        if improved:
+            self.best_wer = dev_wer
+        atomic_save(self.state(), self.exp_dir / "checkpoint.pt")
+        if improved:
+            save_model(self.exp_dir / "model.pt", self.asr_model())
+        record["best"] = improved
+        with (self.exp_dir / "metrics.jsonl").open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+        plot_curves(self.exp_dir / "metrics.jsonl", self.exp_dir / "curves.png")
+
+
+def _single_thread_worker(_: int) -> None:
+    """Loader workers only read audio: one thread each leaves the cores to the model."""
+    torch.set_num_threads(1)
+
+
+def plot_curves(metrics_path: Path, png_path: Path) -> None:
+    """Training loss and dev WER against the epoch, in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+    epochs = [r["epoch"] for r in records]
+    figure, loss_axis = plt.subplots(figsize=(7, 4))
+    loss_axis.plot(epochs, [r["train_loss"] for r in records], color="tab:blue", label="train loss")
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("CTC loss per utterance", color="tab:blue")
+    if any("dev_wer" in r for r in records):
+        wer_axis = loss_axis.twinx()
+        wer_axis.plot(epochs, [r.get("dev_wer") for r in records], color="tab:red", label="dev WER")
+        wer_axis.set_ylabel("dev WER (%)", color="tab:red")
+        wer_axis.set_ylim(0, min(100, max(r.get("dev_wer", 0) for r in records) * 1.05 + 1))
+    figure.tight_layout()
+    figure.savefig(png_path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,88 @@
+"""Running a model over audio: batches of waveforms in, text out.
+
+Dev-set evaluation during training, the decode stage of the recipes and the
+``asr transcribe`` command all go through :func:`recognize`, so they cannot
+disagree about features, padding or decoding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+from asr.audio import AudioError, load_audio
+from asr.checkpoint import ASRModel
+from asr.data import Batch, BucketBatchSampler, SpeechDataset, Utterance, collate
+from asr.decoding import greedy_decode
+
+
+@torch.inference_mode()
+def recognize(asr_model: ASRModel, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+    """Greedy transcripts of a padded batch ``(batch, samples)`` with sample ``lengths``."""
+    device = asr_model.features.mean.device
+    features, frames = asr_model.features(waveforms.to(device), lengths.to(device))
+    log_probs, out_lengths = asr_model.model(features, frames)
+    return [asr_model.tokenizer.decode(ids) for ids in greedy_decode(log_probs, out_lengths)]
+
+
+@dataclass
+class DecodeResult:
+    hypotheses: dict[str, str]  # by utterance id
+    audio_seconds: float
+    wall_seconds: float
+
+    @property
+    def real_time_factor(self) -> float:
+        """Wall time over audio time: below 1 is faster than real time."""
+        return self.wall_seconds / max(self.audio_seconds, 1e-9)
+
+
+def decode_utterances(
+    asr_model: ASRModel, utterances: list[Utterance], max_batch_frames: int = 40000, num_workers: int = 0
+) -> DecodeResult:
+    """Greedy-decode every utterance, batched by duration; unreadable files are reported and skipped."""
+    start = time.perf_counter()
+    was_training = asr_model.model.training
+    asr_model.eval()
+    rate = asr_model.features.config.sample_rate
+    hop = asr_model.features.config.hop_ms / 1000
+    sampler = BucketBatchSampler([int(u.duration / hop) for u in utterances], max_batch_frames, shuffle=False)
+    loader = DataLoader(
+        SpeechDataset(utterances, None, rate), batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
+    )
+    hypotheses: dict[str, str] = {}
+    audio_seconds = 0.0
+    for batch in loader:
+        if batch is None:
+            continue
+        texts = recognize(asr_model, batch.waveforms, batch.lengths)
+        for index, text in zip(batch.indices, texts):
+            hypotheses[utterances[index].utt_id] = text
+        audio_seconds += batch.lengths.sum().item() / rate
+    asr_model.model.train(was_training)
+    return DecodeResult(hypotheses, audio_seconds, time.perf_counter() - start)
+
+
+def transcribe_files(asr_model: ASRModel, paths: list[str], batch_size: int = 16) -> Iterator[tuple[str, str | AudioError]]:
+    """Yield ``(path, transcript)``, or ``(path, AudioError)`` for a file that cannot be read, in input order."""
+    rate = asr_model.features.config.sample_rate
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        loaded: list[tuple[int, torch.Tensor]] = []
+        results: list[str | AudioError] = [""] * len(chunk)
+        for i, path in enumerate(chunk):
+            try:
+                loaded.append((i, load_audio(path, rate)))
+            except AudioError as error:
+                results[i] = error
+        if loaded:
+            batch = collate([(i, waveform, []) for i, waveform in loaded])
+            assert isinstance(batch, Batch)
+            for i, text in zip(batch.indices, recognize(asr_model, batch.waveforms, batch.lengths)):
+                results[i] = text
+        yield from zip(chunk, results)
+

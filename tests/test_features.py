@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+
+from asr.audio import load_audio
+from asr.features import (
+    FeatureConfig,
+    FeatureExtractor,
+    SpecAugment,
+    SpecAugmentConfig,
+    accumulate_stats,
+    mel_filterbank,
+)
+
+
+def test_mel_filterbank_matches_librosa() -> None:
+    config = FeatureConfig()
+    ours = mel_filterbank(config).T.numpy()  # (n_mels, n_freqs)
+    theirs = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels)
+    np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=1e-4)
+
+
+def test_frame_counts_and_shapes(an4_files: list[Path]) -> None:
+    config = FeatureConfig()
+    extractor = FeatureExtractor(config)
+    waveform = load_audio(an4_files[0], 16000)
+    features, frames = extractor(waveform[None], torch.tensor([waveform.numel()]))
+    assert features.shape == (1, frames.item(), 80)
+    assert frames.item() == (waveform.numel() - 512) // 160 + 1
+
+
+def test_padding_does_not_change_features(an4_files: list[Path]) -> None:
+    extractor = FeatureExtractor(FeatureConfig())
+    short, long = load_audio(an4_files[0], 16000), load_audio(an4_files[1], 16000)
+    if short.numel() > long.numel():
+        short, long = long, short
+    alone, n_alone = extractor(short[None], torch.tensor([short.numel()]))
+    batch = torch.zeros(2, long.numel())
+    batch[0, : short.numel()] = short
+    batch[1] = long
+    padded, n_padded = extractor(batch, torch.tensor([short.numel(), long.numel()]))
+    assert n_padded[0] == n_alone[0]
+    torch.testing.assert_close(padded[0, : n_alone[0]], alone[0])
+    assert padded[0, n_alone[0] :].abs().sum() == 0  # padding frames are zero
+
+
+def test_global_statistics_normalize_to_zero_mean_unit_variance(an4_files: list[Path]) -> None:
+    extractor = FeatureExtractor(FeatureConfig())
+    waveforms = [load_audio(f, 16000) for f in an4_files[:4]]
+    batches = [(w[None], torch.tensor([w.numel()])) for w in waveforms]
+    mean, std, count = accumulate_stats(extractor, batches)
+    extractor.set_stats(mean, std)
+    frames = torch.cat([extractor(w, n)[0][0] for w, n in batches])
+    assert frames.size(0) == count
+    torch.testing.assert_close(frames.mean(0), torch.zeros(80), atol=1e-3, rtol=0)
+    torch.testing.assert_close(frames.std(0, unbiased=False), torch.ones(80), atol=1e-3, rtol=0)
+
+
+def test_specaugment_masks_bands_and_frames() -> None:
+    torch.manual_seed(0)
+    features = torch.randn(4, 300, 80) + 5.0  # no natural zeros
+    masked = SpecAugment(SpecAugmentConfig(freq_masks=2, freq_width=10, time_masks=2, time_width=20))(features)
+    assert masked.shape == features.shape
+    zeros = masked == 0
+    assert zeros.any()
+    # Masks are whole mel bands or whole frames, and differ between utterances.
+    band_or_frame = zeros.all(dim=1, keepdim=True) | zeros.all(dim=2, keepdim=True)
+    assert torch.equal(zeros, band_or_frame & zeros)
+    assert not torch.equal(zeros[0], zeros[1])

@@ -1,0 +1,107 @@
+"""A real model trained for a few steps on real AN4 audio."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from asr.checkpoint import load_model
+from asr.cli import main
+from asr.data import Batch, Utterance, make_utterance, write_manifest
+from asr.train import ConfigError, Trainer, load_config, lr_factor
+
+TINY = {
+    "model": {"conv_channels": 32, "hidden_size": 32, "num_layers": 1, "dropout": 0.0},
+    "optim": {"epochs": 2, "max_batch_frames": 3000, "lr": 0.003, "warmup_steps": 2},
+    "num_workers": 0,
+}
+
+
+def transcripts(an4_dir: Path) -> dict[str, str]:
+    lines = (an4_dir / "etc" / "an4_train.transcription").read_text().splitlines()
+    pairs = (line.rsplit("(", 1) for line in lines)
+    return {utt.strip(" )"): text.replace("<s>", "").replace("</s>", "") for text, utt in pairs}
+
+
+@pytest.fixture(scope="module")
+def setup(an4_dir: Path, an4_files: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("train")
+    texts = transcripts(an4_dir)
+    utterances = [make_utterance(path, texts[path.stem]) for path in an4_files]
+    write_manifest(root / "train.jsonl", utterances[:10])
+    write_manifest(root / "dev.jsonl", utterances[10:])
+    (root / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    assert main(["stats", "--config", str(root / "tiny.yaml"), "--manifest", str(root / "train.jsonl"), "--out", str(root / "stats.json"), "--num-workers", "0"]) == 0
+    return {"root": root, "train": root / "train.jsonl", "dev": root / "dev.jsonl", "config": root / "tiny.yaml", "stats": root / "stats.json"}
+
+
+def make_trainer(setup: dict[str, Path], exp_dir: Path, *overrides: str) -> Trainer:
+    config = load_config(setup["config"], list(overrides))
+    return Trainer(config, setup["train"], setup["dev"], setup["stats"], exp_dir)
+
+
+def test_training_learns_and_writes_its_experiment_folder(setup: dict[str, Path], tmp_path: Path) -> None:
+    trainer = make_trainer(setup, tmp_path, "optim.epochs=4")
+    trainer.run()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    assert all(r["throughput"] > 0 and "dev_wer" in r for r in records)
+    for name in ("checkpoint.pt", "model.pt", "curves.png", "config.yaml"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert not list(tmp_path.glob("*.tmp"))
+    model = load_model(tmp_path / "model.pt")
+    assert model.tokenizer.vocabulary == json.loads(setup["stats"].read_text())["vocabulary"]
+    assert torch.equal(model.features.mean, torch.tensor(json.loads(setup["stats"].read_text())["mean"]))
+    assert model.info["dev_wer"] == min(r["dev_wer"] for r in records)
+
+
+def test_resume_continues_where_a_run_stopped(setup: dict[str, Path], tmp_path: Path) -> None:
+    make_trainer(setup, tmp_path, "optim.epochs=1").run()
+    first = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    resumed = make_trainer(setup, tmp_path, "optim.epochs=2")
+    resumed.resume()
+    assert resumed.step == first["step"] and resumed.epoch == 1
+    resumed.run()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert records[1]["step"] == 2 * first["step"]
+
+
+def test_nonfinite_loss_is_skipped_and_counted(setup: dict[str, Path], tmp_path: Path) -> None:
+    trainer = make_trainer(setup, tmp_path)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    batch = next(iter(trainer.loader))
+    poisoned = Batch(batch.indices, batch.waveforms * float("nan"), batch.lengths, batch.targets, batch.target_lengths)
+    assert trainer.train_step(poisoned, augment=False) is None
+    assert trainer.nonfinite_steps == 1 and trainer.step == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    assert trainer.train_step(batch, augment=True) is not None
+    assert trainer.step == 1
+
+
+def test_labels_longer_than_frames_are_filtered_and_counted(setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    utterances = [Utterance(u["audio_filepath"], u["duration"], u["text"]) for u in map(json.loads, setup["train"].read_text().splitlines())]
+    utterances[0].text = " ".join([utterances[0].text] * 40)  # encodable, but far too long for its audio
+    write_manifest(tmp_path / "train.jsonl", utterances)
+    config = load_config(setup["config"])
+    trainer = Trainer(config, tmp_path / "train.jsonl", None, setup["stats"], tmp_path / "exp")
+    assert len(trainer.train_set) == len(utterances) - 1
+    out = capsys.readouterr().out
+    assert "output frames" in out and "left out 1 of 10 training utterances" in out
+
+
+def test_config_errors_are_clear(setup: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("optim:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match="unknown keys epoch"):
+        load_config(tmp_path / "bad.yaml")
+    assert load_config(setup["config"], ["optim.lr=0.5", "model.num_layers=2"]).optim.lr == 0.5
+
+
+def test_learning_rate_schedule_warms_up_then_decays() -> None:
+    factors = [lr_factor(step, 10, 100, 0.1) for step in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:]))
+    assert factors[-1] == pytest.approx(0.1, abs=1e-3)
