@@ -117,10 +117,17 @@ def encodable(
 class SpeechDataset(Dataset):
     """Waveforms and label ids; an unreadable file yields ``None`` and is skipped by :func:`collate`."""
 
-    def __init__(self, utterances: list[Utterance], tokenizer: Tokenizer | None, sample_rate: int) -> None:
+    def __init__(
+        self,
+        utterances: list[Utterance],
+        tokenizer: Tokenizer | None,
+        sample_rate: int,
+        perturb: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.utterances = utterances
         self.tokenizer = tokenizer
         self.sample_rate = sample_rate
+        self.perturb = perturb  # training-time waveform augmentation
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -132,6 +139,8 @@ class SpeechDataset(Dataset):
         except AudioError as error:
             print(f"warning: skipping {error}", flush=True)
             return None
+        if self.perturb is not None:
+            waveform = self.perturb(waveform)
         labels = self.tokenizer.encode(utterance.text) if self.tokenizer else []
         return index, waveform, labels
 
@@ -175,6 +184,9 @@ class BucketBatchSampler(Sampler[list[int]]):
     utterances from exhausting memory while short ones fill large batches.
     Lengths are jittered by up to ``jitter`` before sorting so that batches
     differ between epochs; the order is a function of ``seed`` and the epoch.
+    For the first ``sorted_epochs`` epochs batches come shortest first
+    (SortaGrad, Amodei et al. 2016): short utterances are easy to align, which
+    shortens CTC's initial all-blank plateau.
     """
 
     def __init__(
@@ -184,12 +196,14 @@ class BucketBatchSampler(Sampler[list[int]]):
         shuffle: bool = True,
         seed: int = 0,
         jitter: float = 0.1,
+        sorted_epochs: int = 0,
     ) -> None:
         self.frames = frames
         self.max_batch_frames = max_batch_frames
         self.shuffle = shuffle
         self.seed = seed
         self.jitter = jitter
+        self.sorted_epochs = sorted_epochs
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -211,7 +225,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             longest = longest_if_added
         if current:
             batches.append(current)
-        if self.shuffle:
+        if self.shuffle and self.epoch >= self.sorted_epochs:
             rng.shuffle(batches)
         return batches
 

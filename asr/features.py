@@ -1,4 +1,4 @@
-"""Log-mel features, their global normalization, and SpecAugment.
+"""Log-mel features and their global normalization.
 
 One :class:`FeatureExtractor` serves training, decoding and transcription; its
 normalization statistics are buffers saved inside the model file, so the
@@ -27,6 +27,9 @@ class FeatureConfig:
     n_fft: int = 512
     win_ms: float = 25.0
     hop_ms: float = 10.0
+    # Subtract each utterance's own mean first (cepstral mean normalization), which
+    # removes a fixed channel or speaker offset before the global normalization.
+    utterance_mean: bool = False
 
     @property
     def win_length(self) -> int:
@@ -55,6 +58,11 @@ def mel_filterbank(config: FeatureConfig) -> torch.Tensor:
         norm="slaney",
         mel_scale="slaney",
     )
+
+
+def valid_frames(frames: torch.Tensor, total: int) -> torch.Tensor:
+    """``(batch, total)`` mask, true for the first ``frames[b]`` frames of each utterance."""
+    return torch.arange(total, device=frames.device)[None, :] < frames[:, None]
 
 
 class FeatureExtractor(nn.Module):
@@ -86,14 +94,18 @@ class FeatureExtractor(nn.Module):
         power = self.spectrogram(waveforms)  # (batch, freq, frames)
         mel = torch.matmul(power.transpose(1, 2), self.filterbank)  # (batch, frames, n_mels)
         frames = self.config.num_frames(lengths).clamp(max=mel.size(1))
-        return torch.log(mel.clamp(min=1e-10)), frames
+        log_mel = torch.log(mel.clamp(min=1e-10))
+        if self.config.utterance_mean:
+            valid = valid_frames(frames, log_mel.size(1))[:, :, None]
+            mean = (log_mel * valid).sum(1, keepdim=True) / frames[:, None, None].clamp(min=1)
+            log_mel = log_mel - mean
+        return log_mel, frames
 
     @torch.no_grad()
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, frames = self.log_mel(waveforms, lengths)
         features = (features - self.mean) / self.std
-        valid = torch.arange(features.size(1), device=features.device)[None, :] < frames[:, None]
-        return features * valid[:, :, None], frames
+        return features * valid_frames(frames, features.size(1))[:, :, None], frames
 
 
 def accumulate_stats(
@@ -120,33 +132,3 @@ def accumulate_stats(
     mean = total / count
     std = (squares / count - mean**2).clamp(min=1e-10).sqrt()
     return mean.float(), std.float(), count
-
-
-@dataclass
-class SpecAugmentConfig:
-    """SpecAugment (Park et al., 2019) masks; applied in training only."""
-
-    freq_masks: int = 2
-    freq_width: int = 27
-    time_masks: int = 2
-    time_width: int = 40
-    time_ratio: float = 0.2  # a time mask covers at most this share of the batch's frames
-
-
-class SpecAugment(nn.Module):
-    """Frequency and time masking with torchaudio's transforms, each utterance masked independently."""
-
-    def __init__(self, config: SpecAugmentConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.freq_mask = torchaudio.transforms.FrequencyMasking(config.freq_width, iid_masks=True)
-        self.time_mask = torchaudio.transforms.TimeMasking(config.time_width, iid_masks=True, p=config.time_ratio)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Mask ``(batch, frames, n_mels)`` features (zero is the normalized mean)."""
-        spec = features.transpose(1, 2).unsqueeze(1)  # (batch, 1, n_mels, frames)
-        for _ in range(self.config.freq_masks):
-            spec = self.freq_mask(spec)
-        for _ in range(self.config.time_masks):
-            spec = self.time_mask(spec)
-        return spec.squeeze(1).transpose(1, 2)

@@ -1,8 +1,9 @@
 """The acoustic model: convolutional subsampling, stacked BiLSTMs, a linear layer to characters.
 
-Padded batches go through packed sequences and every convolution output past
-an utterance's end is zeroed, so an utterance gives the same output alone as
-inside a padded batch.
+Padding never changes a result: every convolution output past an
+utterance's end is zeroed, the forward LSTMs read each utterance from its
+start, and the backward LSTMs read it reversed within its own length, so an
+utterance gives the same output alone as inside a padded batch.
 """
 
 from __future__ import annotations
@@ -61,6 +62,52 @@ class ConvSubsampling(nn.Module):
         return x, lengths
 
 
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of ``(batch, frames, dim)`` within its length; padding stays put."""
+    steps = torch.arange(x.size(1), device=x.device)[None, :]
+    mirrored = lengths.to(x.device)[:, None] - 1 - steps
+    index = torch.where(mirrored >= 0, mirrored, steps)
+    return x.gather(1, index[:, :, None].expand_as(x))
+
+
+class BiLSTM(nn.Module):
+    """Stacked bidirectional LSTMs over padded batches.
+
+    Each direction of each layer is its own single-layer ``nn.LSTM``; the
+    backward one runs on sequences reversed within their lengths. This gives
+    exactly what packed sequences give, without them: on the CPU, torch's
+    backward pass through a packed LSTM spends most of its time zero-filling
+    gradient buffers (measured 3.5 times slower for AN4-sized batches).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> None:
+        super().__init__()
+        sizes = [input_size] + [2 * hidden_size] * (num_layers - 1)
+        self.forward_layers = nn.ModuleList(nn.LSTM(size, hidden_size, batch_first=True) for size in sizes)
+        self.backward_layers = nn.ModuleList(nn.LSTM(size, hidden_size, batch_first=True) for size in sizes)
+        self.dropout = nn.Dropout(dropout)
+        for lstm in [*self.forward_layers, *self.backward_layers]:
+            _open_forget_gate(lstm)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        for layer, (forward, backward) in enumerate(zip(self.forward_layers, self.backward_layers)):
+            if layer > 0:
+                x = self.dropout(x)
+            ahead, _ = forward(x)
+            behind, _ = backward(reverse_padded(x, lengths))
+            x = torch.cat([ahead, reverse_padded(behind, lengths)], dim=-1)
+        return x
+
+
+def _open_forget_gate(lstm: nn.LSTM) -> None:
+    """Start the forget-gate bias at 1 (Jozefowicz et al., 2015) so that gradients flow
+    through time from the first step; torch orders the gates input, forget, cell, output."""
+    hidden = lstm.hidden_size
+    with torch.no_grad():
+        lstm.bias_ih_l0[hidden : 2 * hidden] = 1.0
+        lstm.bias_hh_l0[hidden : 2 * hidden] = 0.0
+
+
 class CTCModel(nn.Module):
     """Log-probabilities over the vocabulary (blank = 0) for each subsampled frame."""
 
@@ -68,23 +115,14 @@ class CTCModel(nn.Module):
         super().__init__()
         self.config = config
         self.subsample = ConvSubsampling(config)
-        self.lstm = nn.LSTM(
-            input_size=config.conv_channels,
-            hidden_size=config.hidden_size,
-            num_layers=config.num_layers,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            bidirectional=True,
-            batch_first=True,
-        )
+        self.lstm = BiLSTM(config.conv_channels, config.hidden_size, config.num_layers, config.dropout)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(2 * config.hidden_size, config.vocab_size)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(batch, frames, input_dim)`` features to ``(batch, frames', vocab)`` log-probabilities."""
         x, lengths = self.subsample(features, lengths)
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed, _ = self.lstm(packed)
-        x, _ = nn.utils.rnn.pad_packed_sequence(packed, batch_first=True, total_length=x.size(1))
+        x = self.lstm(x, lengths)
         logits = self.output(self.dropout(x))
         return logits.float().log_softmax(dim=-1), lengths
 

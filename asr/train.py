@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from asr.checkpoint import ASRModel, atomic_save, save_model
 from asr.data import Batch, BucketBatchSampler, SpeechDataset, collate, encodable, read_manifest
-from asr.features import FeatureConfig, FeatureExtractor, SpecAugment, SpecAugmentConfig
+from asr.augment import AugmentConfig, SpecAugment, SpeedPerturbation
+from asr.features import FeatureConfig, FeatureExtractor
 from asr.model import CTCModel, ModelConfig
 from asr.scoring import score
 from asr.text import Tokenizer
@@ -42,14 +43,15 @@ class OptimConfig:
     final_lr_ratio: float = 0.02  # the cosine decays to lr * final_lr_ratio
     weight_decay: float = 1e-2
     grad_clip: float = 5.0
-    specaugment_from_epoch: int = 0
+    sortagrad_epochs: int = 1  # epochs whose batches come shortest first
+    average_best: int = 0  # at the end, average the weights of this many best epochs by dev WER
 
 
 @dataclass
 class TrainConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     seed: int = 1
     num_workers: int = 1
@@ -153,7 +155,7 @@ class Trainer:
         self.model = CTCModel(config.model)
         self.features.to(self.device)
         self.model.to(self.device)
-        self.specaugment = SpecAugment(config.specaugment).to(self.device)
+        self.specaugment = SpecAugment(config.augment).to(self.device)
 
         hop = config.features.hop_ms / 1000
         self.train_set, problems = encodable(read_manifest(train_manifest), self.tokenizer, self.output_frames)
@@ -165,10 +167,18 @@ class Trainer:
             raise ValueError(f"{train_manifest}: no usable training utterances")
         self.dev_set = read_manifest(dev_manifest) if dev_manifest else []
         self.sampler = BucketBatchSampler(
-            [int(u.duration / hop) for u in self.train_set], config.optim.max_batch_frames, seed=config.seed
+            [int(u.duration / hop) for u in self.train_set],
+            config.optim.max_batch_frames,
+            seed=config.seed,
+            sorted_epochs=config.optim.sortagrad_epochs,
         )
         self.loader = DataLoader(
-            SpeechDataset(self.train_set, self.tokenizer, config.features.sample_rate),
+            SpeechDataset(
+                self.train_set,
+                self.tokenizer,
+                config.features.sample_rate,
+                perturb=_speed_perturbation(config.augment.speed_factors, config.features.sample_rate),
+            ),
             batch_sampler=self.sampler,
             collate_fn=collate,
             num_workers=config.num_workers,
@@ -190,6 +200,8 @@ class Trainer:
         self.step = 0
         self.best_wer = math.inf
         self.nonfinite_steps = 0
+        self.snapshots: list[tuple[float, int]] = []  # (dev WER, epoch) of the weights kept for averaging
+        self.averaged = False
 
     def output_frames(self, seconds: float) -> int:
         """How many frames the model emits for ``seconds`` of audio."""
@@ -208,19 +220,22 @@ class Trainer:
             "step": self.step,
             "best_wer": self.best_wer,
             "nonfinite_steps": self.nonfinite_steps,
+            "snapshots": self.snapshots,
+            "averaged": self.averaged,
             "rng": torch.get_rng_state(),
             "config": asdict(self.config),
         }
 
     def resume(self) -> None:
         """Continue from ``checkpoint.pt``: the epochs it finished are not run again."""
-        saved = torch.load(self.exp_dir / "checkpoint.pt", map_location=self.device, weights_only=False)
+        saved = torch.load(self.exp_dir / "checkpoint.pt", map_location=self.device, weights_only=True)
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
         self.epoch, self.step = saved["epoch"], saved["step"]
         self.best_wer, self.nonfinite_steps = saved["best_wer"], saved["nonfinite_steps"]
+        self.snapshots, self.averaged = [tuple(s) for s in saved["snapshots"]], saved["averaged"]
         torch.set_rng_state(saved["rng"].cpu())
         metrics = self.exp_dir / "metrics.jsonl"
         if metrics.exists():  # drop lines of an epoch that ended after its checkpoint
@@ -228,9 +243,9 @@ class Trainer:
             metrics.write_text("".join(line + "\n" for line in kept))
         print(f"resumed from {self.exp_dir / 'checkpoint.pt'} after epoch {self.epoch}")
 
-    def asr_model(self) -> ASRModel:
-        info = {"epoch": self.epoch, "dev_wer": self.best_wer, "config": asdict(self.config)}
-        return ASRModel(self.features, self.model, self.tokenizer, info)
+    def asr_model(self, model: CTCModel | None = None, **info: Any) -> ASRModel:
+        info = {"epoch": self.epoch, "config": asdict(self.config), **info}
+        return ASRModel(self.features, model or self.model, self.tokenizer, info)
 
     # -- the loop ------------------------------------------------------------
 
@@ -276,11 +291,11 @@ class Trainer:
         run_start = time.perf_counter()
         while self.epoch < self.config.optim.epochs:
             self.sampler.set_epoch(self.epoch)
-            augment = self.epoch >= self.config.optim.specaugment_from_epoch
+            augment = self.epoch >= self.config.augment.specaugment_from_epoch
             self.model.train()
             start = time.perf_counter()
             losses, audio_seconds = [], 0.0
-            bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{self.config.optim.epochs}", leave=False)
+            bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{self.config.optim.epochs}", leave=False, disable=None)
             for batch in bar:
                 if batch is None:
                     continue
@@ -307,28 +322,79 @@ class Trainer:
                 f"epoch {self.epoch}: loss {record['train_loss']:.3f}, dev WER {record.get('dev_wer', float('nan')):.2f}%,"
                 f" {record['throughput']:.0f} s of audio per s, {train_seconds:.1f} s"
             )
+        if len(self.snapshots) > 1 and not self.averaged:
+            self.average_snapshots()
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, model: CTCModel | None = None) -> dict[str, float]:
+        """Greedy dev WER and CER of the model being trained, or of ``model``."""
         if not self.dev_set:
             return {}
-        result = decode_utterances(self.asr_model(), self.dev_set)
+        result = decode_utterances(self.asr_model(model), self.dev_set)
         refs = {u.utt_id: u.text for u in self.dev_set if u.utt_id in result.hypotheses}
         scores = score(refs, result.hypotheses)
         return {"dev_wer": round(scores.wer, 2), "dev_cer": round(scores.cer, 2)}
 
     def save(self, record: dict[str, Any]) -> None:
-        """Checkpoint first, then the best model, then the metrics line: a crash in between loses nothing."""
+        """Snapshot, checkpoint, best model, then the metrics line: a crash in between loses nothing."""
         dev_wer = record.get("dev_wer", -self.epoch)  # with no dev set, the last epoch is the best
         improved = dev_wer < self.best_wer
         if improved:
             self.best_wer = dev_wer
+        if "dev_wer" in record:
+            self.keep_snapshot(dev_wer)
         atomic_save(self.state(), self.exp_dir / "checkpoint.pt")
         if improved:
-            save_model(self.exp_dir / "model.pt", self.asr_model())
+            save_model(self.exp_dir / "model.pt", self.asr_model(**_dev_info(record)))
         record["best"] = improved
         with (self.exp_dir / "metrics.jsonl").open("a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
         plot_curves(self.exp_dir / "metrics.jsonl", self.exp_dir / "curves.png")
+
+
+    # -- averaging the best epochs ---------------------------------------------
+
+    def snapshot_path(self, epoch: int) -> Path:
+        return self.exp_dir / "snapshots" / f"epoch{epoch}.pt"
+
+    def keep_snapshot(self, dev_wer: float) -> None:
+        """Keep this epoch's weights if it is among the ``average_best`` best so far."""
+        keep = self.config.optim.average_best
+        if keep < 2:
+            return
+        self.snapshots.append((dev_wer, self.epoch))
+        self.snapshots.sort()
+        if (dev_wer, self.epoch) in self.snapshots[:keep]:
+            atomic_save(self.model.state_dict(), self.snapshot_path(self.epoch))
+        for _, epoch in self.snapshots[keep:]:
+            self.snapshot_path(epoch).unlink(missing_ok=True)
+        self.snapshots = self.snapshots[:keep]
+
+    def average_snapshots(self) -> None:
+        """Average the kept weights; the average replaces ``model.pt`` only if its dev WER is no worse."""
+        epochs = sorted(epoch for _, epoch in self.snapshots)
+        states = [torch.load(self.snapshot_path(e), map_location=self.device, weights_only=True) for e in epochs]
+        averaged = CTCModel(self.config.model).to(self.device)
+        averaged.load_state_dict({k: sum(s[k] for s in states) / len(states) for k in states[0]})
+        record = self.evaluate(averaged)
+        verdict = "kept" if record["dev_wer"] <= self.best_wer else "not kept"
+        print(
+            f"average of epochs {epochs}: dev WER {record['dev_wer']:.2f}%"
+            f" (best single epoch {self.best_wer:.2f}%): {verdict}"
+        )
+        if record["dev_wer"] <= self.best_wer:
+            self.best_wer = record["dev_wer"]
+            save_model(self.exp_dir / "model.pt", self.asr_model(averaged, averaged_epochs=epochs, **_dev_info(record)))
+        (self.exp_dir / "average.json").write_text(json.dumps({"epochs": epochs, **record, "kept": verdict == "kept"}) + "\n")
+        self.averaged = True
+        atomic_save(self.state(), self.exp_dir / "checkpoint.pt")
+
+
+def _dev_info(record: dict[str, Any]) -> dict[str, float]:
+    return {k: record[k] for k in ("dev_wer", "dev_cer") if k in record}
+
+
+def _speed_perturbation(factors: list[float], sample_rate: int) -> SpeedPerturbation | None:
+    return None if list(factors) == [1.0] else SpeedPerturbation(sample_rate, factors)
 
 
 def _single_thread_worker(_: int) -> None:

@@ -91,3 +91,13 @@ def test_bucket_sampler_caps_padded_frames_and_is_deterministic() -> None:
     # Short utterances make large batches, long ones small.
     sizes = {len(b): max(frames[i] for i in b) for b in batches}
     assert max(sizes) > 3 * min(sizes)
+
+
+def test_sortagrad_epochs_come_shortest_first() -> None:
+    frames = list(range(1000, 0, -7))
+    sampler = BucketBatchSampler(frames, max_batch_frames=3000, seed=0, jitter=0.0, sorted_epochs=1)
+    longest = [max(frames[i] for i in batch) for batch in sampler.batches()]
+    assert longest == sorted(longest)
+    sampler.set_epoch(1)
+    longest = [max(frames[i] for i in batch) for batch in sampler.batches()]
+    assert longest != sorted(longest)

@@ -8,8 +8,6 @@ from asr.audio import load_audio
 from asr.features import (
     FeatureConfig,
     FeatureExtractor,
-    SpecAugment,
-    SpecAugmentConfig,
     accumulate_stats,
     mel_filterbank,
 )
@@ -56,16 +54,3 @@ def test_global_statistics_normalize_to_zero_mean_unit_variance(an4_files: list[
     assert frames.size(0) == count
     torch.testing.assert_close(frames.mean(0), torch.zeros(80), atol=1e-3, rtol=0)
     torch.testing.assert_close(frames.std(0, unbiased=False), torch.ones(80), atol=1e-3, rtol=0)
-
-
-def test_specaugment_masks_bands_and_frames() -> None:
-    torch.manual_seed(0)
-    features = torch.randn(4, 300, 80) + 5.0  # no natural zeros
-    masked = SpecAugment(SpecAugmentConfig(freq_masks=2, freq_width=10, time_masks=2, time_width=20))(features)
-    assert masked.shape == features.shape
-    zeros = masked == 0
-    assert zeros.any()
-    # Masks are whole mel bands or whole frames, and differ between utterances.
-    band_or_frame = zeros.all(dim=1, keepdim=True) | zeros.all(dim=2, keepdim=True)
-    assert torch.equal(zeros, band_or_frame & zeros)
-    assert not torch.equal(zeros[0], zeros[1])

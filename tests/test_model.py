@@ -1,7 +1,8 @@
 import pytest
 import torch
+from torch import nn
 
-from asr.model import CTCModel, ModelConfig
+from asr.model import BiLSTM, CTCModel, ModelConfig, reverse_padded
 
 
 def small_model(subsampling: int = 4) -> CTCModel:
@@ -36,3 +37,26 @@ def test_padding_never_changes_a_result() -> None:
 def test_rejects_unsupported_subsampling() -> None:
     with pytest.raises(ValueError):
         ModelConfig(subsampling=3)
+
+
+def test_bilstm_equals_torch_packed_bidirectional_lstm() -> None:
+    """Our padded BiLSTM computes exactly what nn.LSTM over packed sequences does."""
+    torch.manual_seed(0)
+    ours = BiLSTM(8, 6, num_layers=2, dropout=0.0).eval()
+    reference = nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True).eval()
+    with torch.no_grad():
+        for layer in range(2):
+            for suffix, lstm in (("", ours.forward_layers[layer]), ("_reverse", ours.backward_layers[layer])):
+                for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(reference, f"{kind}_l{layer}{suffix}").copy_(getattr(lstm, f"{kind}_l0"))
+    x, lengths = torch.randn(3, 11, 8), torch.tensor([11, 4, 7])
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    expected, _ = nn.utils.rnn.pad_packed_sequence(reference(packed)[0], batch_first=True)
+    got = ours(x, lengths)
+    for row, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(got[row, :n], expected[row, :n])
+
+
+def test_reverse_padded_keeps_padding_in_place() -> None:
+    x = torch.arange(10.0).view(2, 5, 1)
+    assert reverse_padded(x, torch.tensor([5, 3]))[:, :, 0].tolist() == [[4, 3, 2, 1, 0], [7, 6, 5, 8, 9]]

@@ -58,6 +58,21 @@ def test_training_learns_and_writes_its_experiment_folder(setup: dict[str, Path]
     assert model.info["dev_wer"] == min(r["dev_wer"] for r in records)
 
 
+def test_best_epochs_are_averaged_only_if_dev_agrees(setup: dict[str, Path], tmp_path: Path) -> None:
+    trainer = make_trainer(setup, tmp_path, "optim.epochs=3", "optim.average_best=2")
+    trainer.run()
+    assert len(list((tmp_path / "snapshots").glob("*.pt"))) == 2
+    average = json.loads((tmp_path / "average.json").read_text())
+    assert len(average["epochs"]) == 2
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    info = load_model(tmp_path / "model.pt").info
+    if average["kept"]:
+        assert info["averaged_epochs"] == average["epochs"] and info["dev_wer"] == average["dev_wer"]
+        assert average["dev_wer"] <= min(r["dev_wer"] for r in records)
+    else:
+        assert "averaged_epochs" not in info and info["dev_wer"] == min(r["dev_wer"] for r in records)
+
+
 def test_resume_continues_where_a_run_stopped(setup: dict[str, Path], tmp_path: Path) -> None:
     make_trainer(setup, tmp_path, "optim.epochs=1").run()
     first = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
