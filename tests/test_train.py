@@ -51,7 +51,7 @@ def test_training_learns_and_writes_its_experiment_folder(setup: dict[str, Path]
     assert all(r["throughput"] > 0 and "dev_wer" in r for r in records)
     for name in ("checkpoint.pt", "model.pt", "curves.png", "config.yaml"):
         assert (tmp_path / name).stat().st_size > 0
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob(".*.tmp"))
     model = load_model(tmp_path / "model.pt")
     assert model.tokenizer.vocabulary == json.loads(setup["stats"].read_text())["vocabulary"]
     assert torch.equal(model.features.mean, torch.tensor(json.loads(setup["stats"].read_text())["mean"]))
