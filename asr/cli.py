@@ -11,7 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 from torch.utils.data import DataLoader
 
 from asr.audio import AudioError

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from asr.checkpoint import ASRModel, atomic_save, save_model
-from asr.data import Batch, BucketBatchSampler, SpeechDataset, collate, encodable, read_manifest
+from asr.data import Batch, BucketBatchSampler, ManifestError, SpeechDataset, collate, encodable, read_manifest
 from asr.augment import AugmentConfig, SpecAugment, SpeedPerturbation
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.model import CTCModel, ModelConfig
@@ -164,7 +164,7 @@ class Trainer:
         if problems:
             print(f"left out {len(problems)} of {len(self.train_set) + len(problems)} training utterances")
         if not self.train_set:
-            raise ValueError(f"{train_manifest}: no usable training utterances")
+            raise ManifestError(f"{train_manifest}: no usable training utterances")
         self.dev_set = read_manifest(dev_manifest) if dev_manifest else []
         self.sampler = BucketBatchSampler(
             [int(u.duration / hop) for u in self.train_set],
