@@ -27,7 +27,7 @@ class AugmentConfig:
 
 
 class SpeedPerturbation:
-    """Resample a waveform as if played ``factor`` times faster (torchaudio's transform)."""
+    """Resample a waveform as if played one of ``factors`` times faster (torchaudio's transform)."""
 
     def __init__(self, sample_rate: int, factors: list[float]) -> None:
         self.transform = torchaudio.transforms.SpeedPerturbation(sample_rate, factors)
@@ -35,6 +35,11 @@ class SpeedPerturbation:
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
         perturbed, _ = self.transform(waveform)
         return perturbed
+
+    @classmethod
+    def from_config(cls, config: AugmentConfig, sample_rate: int) -> SpeedPerturbation | None:
+        """None when the only factor is 1, so that unperturbed training skips the resampler."""
+        return None if list(config.speed_factors) == [1.0] else cls(sample_rate, config.speed_factors)
 
 
 class SpecAugment(nn.Module):

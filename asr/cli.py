@@ -27,7 +27,7 @@ USER_ERRORS = (AudioError, ConfigError, ManifestError, ModelFileError, ScoringEr
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """Global feature mean/std and the character vocabulary of a training manifest."""
-    config = load_config(args.config)
+    config = load_config(args.config, args.set or [])
     utterances = read_manifest(args.manifest)
     extractor = FeatureExtractor(config.features)
     dataset = SpeechDataset(utterances, None, config.features.sample_rate)
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True)
     p.add_argument("--out", required=True, help="where to write the statistics (JSON)")
     p.add_argument("--num-workers", type=int, default=1)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, as for 'asr train'")
     p.set_defaults(run=cmd_stats)
 
     p = commands.add_parser("decode", help="greedy-decode a manifest into hyp.txt and ref.txt")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from asr.features import valid_frames
+
 
 def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
     """Best path per utterance: arg-max each frame, merge repeats, drop blanks (id 0).
@@ -14,6 +16,6 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[i
     changed = torch.ones_like(best, dtype=torch.bool)
     changed[:, 1:] = best[:, 1:] != best[:, :-1]
     keep = changed & (best != 0)
-    keep &= torch.arange(best.size(1), device=best.device)[None, :] < lengths.to(best.device)[:, None]
+    keep &= valid_frames(lengths.to(best.device), best.size(1))
     best, keep = best.cpu(), keep.cpu()
     return [row[mask].tolist() for row, mask in zip(best, keep)]

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from asr.features import valid_frames
+
 
 @dataclass
 class ModelConfig:
@@ -58,7 +60,7 @@ class ConvSubsampling(nn.Module):
             x = conv(x.transpose(1, 2)).transpose(1, 2)
             x = nn.functional.gelu(norm(x))
             lengths = (lengths + 1) // 2
-            x = x * (torch.arange(x.size(1), device=x.device)[None, :] < lengths[:, None])[:, :, None]
+            x = x * valid_frames(lengths, x.size(1))[:, :, None]
         return x, lengths
 
 

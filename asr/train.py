@@ -24,9 +24,17 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asr.checkpoint import ASRModel, atomic_save, save_model
-from asr.data import Batch, BucketBatchSampler, ManifestError, SpeechDataset, collate, encodable, read_manifest
 from asr.augment import AugmentConfig, SpecAugment, SpeedPerturbation
+from asr.checkpoint import ASRModel, atomic_save, save_model
+from asr.data import (
+    Batch,
+    BucketBatchSampler,
+    ManifestError,
+    SpeechDataset,
+    collate,
+    encodable,
+    read_manifest,
+)
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.model import CTCModel, ModelConfig
 from asr.scoring import score
@@ -177,7 +185,7 @@ class Trainer:
                 self.train_set,
                 self.tokenizer,
                 config.features.sample_rate,
-                perturb=_speed_perturbation(config.augment.speed_factors, config.features.sample_rate),
+                perturb=SpeedPerturbation.from_config(config.augment, config.features.sample_rate),
             ),
             batch_sampler=self.sampler,
             collate_fn=collate,
@@ -350,7 +358,6 @@ class Trainer:
             out.write(json.dumps(record) + "\n")
         plot_curves(self.exp_dir / "metrics.jsonl", self.exp_dir / "curves.png")
 
-
     # -- averaging the best epochs ---------------------------------------------
 
     def snapshot_path(self, epoch: int) -> Path:
@@ -391,10 +398,6 @@ class Trainer:
 
 def _dev_info(record: dict[str, Any]) -> dict[str, float]:
     return {k: record[k] for k in ("dev_wer", "dev_cer") if k in record}
-
-
-def _speed_perturbation(factors: list[float], sample_rate: int) -> SpeedPerturbation | None:
-    return None if list(factors) == [1.0] else SpeedPerturbation(sample_rate, factors)
 
 
 def _single_thread_worker(_: int) -> None:

@@ -16,7 +16,7 @@ data_dir=data
 exp_dir=exp/an4
 config=recipes/an4/conf/train.yaml
 subset=0          # keep only the first N utterances of each set (smoke tests)
-train_set=()      # config overrides for training, e.g. optim.epochs=2
+train_set=()      # config overrides for statistics and training, e.g. optim.epochs=2
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -50,7 +50,7 @@ fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "stage 2: feature statistics and vocabulary"
-  asr stats --config "$config" --manifest "$manifests/train.jsonl" --out "$exp_dir/stats.json"
+  asr stats --config "$config" --manifest "$manifests/train.jsonl" --out "$exp_dir/stats.json" "${train_set[@]}"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
