@@ -50,6 +50,7 @@ class ASRModel:
     model: CTCModel
     tokenizer: Tokenizer
     info: dict[str, Any] = field(default_factory=dict)  # how it was trained, for the record
+    decoding: dict[str, float] = field(default_factory=dict)  # beam-search settings tuned on dev ("asr tune")
 
     def to(self, device: torch.device | str) -> ASRModel:
         self.features.to(device)
@@ -73,6 +74,7 @@ def save_model(path: str | Path, asr_model: ASRModel) -> None:
             "vocabulary": asr_model.tokenizer.vocabulary,
             "state_dict": {k: v.cpu() for k, v in asr_model.model.state_dict().items()},
             "info": asr_model.info,
+            "decoding": asr_model.decoding,
         },
         path,
     )
@@ -80,6 +82,23 @@ def save_model(path: str | Path, asr_model: ASRModel) -> None:
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> ASRModel:
     """Load a model file written by :func:`save_model`, ready for inference on ``device``."""
+    saved = _read(path)
+    features = FeatureExtractor(FeatureConfig(**saved["feature_config"]))
+    features.set_stats(saved["feature_mean"], saved["feature_std"])
+    model = CTCModel(ModelConfig(**saved["model_config"]))
+    model.load_state_dict(saved["state_dict"])
+    tokenizer = Tokenizer(saved["vocabulary"])
+    return ASRModel(features, model, tokenizer, saved.get("info", {}), saved.get("decoding", {})).to(device).eval()
+
+
+def store_decoding(path: str | Path, decoding: dict[str, float]) -> None:
+    """Record tuned beam-search settings in an existing model file (atomically)."""
+    saved = _read(path)
+    saved["decoding"] = decoding
+    atomic_save(saved, path)
+
+
+def _read(path: str | Path) -> dict[str, Any]:
     if not Path(path).is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:
@@ -88,9 +107,4 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> ASRModel
         raise ModelFileError(f"{path}: not a readable model file ({type(error).__name__})") from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an asr model file (expected format {FORMAT})")
-    features = FeatureExtractor(FeatureConfig(**saved["feature_config"]))
-    features.set_stats(saved["feature_mean"], saved["feature_std"])
-    model = CTCModel(ModelConfig(**saved["model_config"]))
-    model.load_state_dict(saved["state_dict"])
-    tokenizer = Tokenizer(saved["vocabulary"])
-    return ASRModel(features, model, tokenizer, saved.get("info", {})).to(device).eval()
+    return saved

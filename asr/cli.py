@@ -1,4 +1,4 @@
-"""The ``asr`` command: train, decode, score and transcribe, plus ``stats`` for the recipes.
+"""The ``asr`` command: train, decode, score and transcribe, plus ``stats``, ``lm`` and ``tune`` for the recipes.
 
 A user's mistake (a missing file, unreadable audio, a bad configuration) ends
 in one line on standard error and a non-zero exit, never a traceback.
@@ -14,15 +14,32 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from asr.audio import AudioError
-from asr.checkpoint import ModelFileError, load_model
-from asr.data import ManifestError, SpeechDataset, collate, read_manifest
+from asr.checkpoint import ASRModel, ModelFileError, load_model, store_decoding
+from asr.data import (
+    ManifestError,
+    SpeechDataset,
+    collate,
+    read_manifest,
+    refuse_test_data,
+)
+from asr.decoding import BeamSearchDecoder, BeamSearchOptions
 from asr.features import FeatureExtractor, accumulate_stats
+from asr.lm import LanguageModelError, estimate, write_arpa
 from asr.scoring import ScoringError, read_transcripts, score, write_details
 from asr.text import Tokenizer
 from asr.train import ConfigError, Trainer, load_config, resolve_device
 from asr.transcribe import decode_utterances, transcribe_files
+from asr.tune import tune_lm
 
-USER_ERRORS = (AudioError, ConfigError, ManifestError, ModelFileError, ScoringError, FileNotFoundError)
+USER_ERRORS = (
+    AudioError,
+    ConfigError,
+    LanguageModelError,
+    ManifestError,
+    ModelFileError,
+    ScoringError,
+    FileNotFoundError,
+)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -61,18 +78,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    """Greedy-decode a manifest into ``hyp.txt`` and ``ref.txt`` (Kaldi style), reporting speed."""
+    """Decode a manifest into ``hyp.txt`` and ``ref.txt`` (Kaldi style), reporting speed."""
     model = load_model(args.model, resolve_device(args.device))
     utterances = read_manifest(args.manifest)
-    result = decode_utterances(model, utterances, args.max_batch_frames)
+    decoder = beam_decoder(model, args)
+    result = decode_utterances(model, utterances, args.max_batch_frames, decoder=decoder)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     decoded = [u for u in utterances if u.utt_id in result.hypotheses]
     (out_dir / "hyp.txt").write_text("".join(f"{u.utt_id} {result.hypotheses[u.utt_id]}\n" for u in decoded))
     (out_dir / "ref.txt").write_text("".join(f"{u.utt_id} {u.text}\n" for u in decoded))
     failed = len(utterances) - len(decoded)
+    method = f"beam search (LM weight {decoder.options.lm_weight:g}, word score {decoder.options.word_score:g})" if decoder else "greedy"
     print(
-        f"decoded {len(decoded)} utterances ({result.audio_seconds:.1f} s of audio) into {out_dir} in"
+        f"{method}: decoded {len(decoded)} utterances ({result.audio_seconds:.1f} s of audio) into {out_dir} in"
         f" {result.wall_seconds:.1f} s: real-time factor {result.real_time_factor:.4f}"
         f" ({1 / max(result.real_time_factor, 1e-9):.0f}x real time)" + (f"; {failed} unreadable" if failed else "")
     )
@@ -88,9 +107,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.results:
         results_path = Path(args.results)
         results = json.loads(results_path.read_text()) if results_path.exists() else {}
-        results[args.name] = {"wer": round(scores.wer, 2), "cer": round(scores.cer, 2), "utterances": scores.utterances}
+        results.setdefault(args.name, {})[args.method] = {
+            "wer": round(scores.wer, 2),
+            "cer": round(scores.cer, 2),
+            "utterances": scores.utterances,
+        }
         results_path.write_text(json.dumps(results, indent=2) + "\n")
-    label = f"{args.name}: " if args.name else ""
+    label = f"{args.name} {args.method}: " if args.name else ""
     print(
         f"{label}WER {scores.wer:.2f}% ({scores.word_errors}/{scores.words} words),"
         f" CER {scores.cer:.2f}% ({scores.char_errors}/{scores.characters} characters),"
@@ -102,7 +125,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     model = load_model(args.model, resolve_device(args.device))
     failures = 0
-    for path, result in transcribe_files(model, args.audio, args.batch_size):
+    for path, result in transcribe_files(model, args.audio, args.batch_size, beam_decoder(model, args)):
         if isinstance(result, AudioError):
             failures += 1
             print(f"error: {result}", file=sys.stderr, flush=True)
@@ -111,6 +134,77 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if failures:
         print(f"error: {failures} of {len(args.audio)} files could not be transcribed", file=sys.stderr)
     return 1 if failures else 0
+
+
+def cmd_lm(args: argparse.Namespace) -> int:
+    """Estimate a word n-gram (modified Kneser-Ney, ARPA) from a training manifest's transcripts."""
+    utterances = read_manifest(args.manifest)
+    refuse_test_data(args.manifest, utterances)
+    sentences = [u.text.split() for u in utterances if u.text.strip()]
+    if not sentences:
+        raise ManifestError(f"{args.manifest}: no transcripts to estimate a language model from")
+    model = estimate(sentences, args.order)
+    write_arpa(model, args.out)
+    sizes = ", ".join(f"{len(level)} {n}-grams" for n, level in enumerate(model.probabilities, start=1))
+    discounts = "; ".join(" ".join(f"{d:.3f}" for d in triple) for triple in model.discounts)
+    print(f"wrote {args.out}: {sizes} from {len(sentences)} sentences (discounts by order: {discounts})")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Grid-search the LM weight and word score on a dev manifest; store the best in the model file."""
+    utterances = read_manifest(args.manifest)
+    refuse_test_data(args.manifest, utterances)
+    model = load_model(args.model, resolve_device(args.device))
+    options = beam_options(model, args)
+    grid = tune_lm(model, utterances, args.lm, args.lm_weights, args.word_scores, options)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "grid.jsonl").write_text("".join(json.dumps(vars(point)) + "\n" for point in grid))
+    best = grid[0]
+    store_decoding(args.model, {"lm_weight": best.lm_weight, "word_score": best.word_score, "lexicon": options.lexicon})
+    print(
+        f"best of {len(grid)} on {args.manifest}: LM weight {best.lm_weight:g}, word score {best.word_score:g},"
+        f" WER {best.wer:.2f}%, CER {best.cer:.2f}% (stored in {args.model}; grid in {out_dir / 'grid.jsonl'})"
+    )
+    return 0
+
+
+def beam_options(model: ASRModel, args: argparse.Namespace) -> BeamSearchOptions:
+    """Defaults, then the values tuned into the model file, then what the command line says."""
+    options = BeamSearchOptions(**model.decoding)
+    for name in ("lm_weight", "word_score", "beam_size", "beam_size_token", "beam_threshold", "lexicon"):
+        if getattr(args, name, None) is not None:
+            setattr(options, name, getattr(args, name))
+    return options
+
+
+def beam_decoder(model: ASRModel, args: argparse.Namespace) -> BeamSearchDecoder | None:
+    """The beam-search decoder the options ask for, or None (greedy) without ``--lm``."""
+    if not args.lm:
+        return None
+    return BeamSearchDecoder(model.tokenizer.vocabulary, args.lm, beam_options(model, args))
+
+
+def add_beam_options(p: argparse.ArgumentParser, lm_required: bool = False) -> None:
+    p.add_argument("--lm", required=lm_required, help="word n-gram in ARPA format: beam search instead of greedy")
+    p.add_argument("--lm-weight", type=float, help="default: the value tuned into the model file, else 1")
+    p.add_argument("--word-score", type=float, help="default: the value tuned into the model file, else 0")
+    p.add_argument("--beam-size", type=int, help="hypotheses kept per frame (default 50)")
+    p.add_argument("--beam-size-token", type=int, help="tokens tried per frame (default: all)")
+    p.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
+    p.add_argument(
+        "--lexicon",
+        action=argparse.BooleanOptionalAction,
+        help="--no-lexicon allows words outside the LM's vocabulary (default: as tuned, else --lexicon)",
+    )
+
+
+def float_list(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,12 +229,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, as for 'asr train'")
     p.set_defaults(run=cmd_stats)
 
-    p = commands.add_parser("decode", help="greedy-decode a manifest into hyp.txt and ref.txt")
+    p = commands.add_parser("lm", help="word n-gram language model (ARPA) from a training manifest")
+    p.add_argument("--manifest", required=True, help="training manifest: its transcripts are the corpus")
+    p.add_argument("--order", type=int, default=3)
+    p.add_argument("--out", required=True, help="ARPA file to write")
+    p.set_defaults(run=cmd_lm)
+
+    p = commands.add_parser("tune", help="choose the LM weight and word score on a dev manifest")
+    p.add_argument("model", help="model file (model.pt): the chosen values are stored in it")
+    p.add_argument("manifest", help="dev manifest (test data is refused)")
+    p.add_argument("--out-dir", required=True, help="where to write grid.jsonl")
+    p.add_argument("--lm-weights", type=float_list, default=[0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0])
+    p.add_argument("--word-scores", type=float_list, default=[-1.0, 0.0, 1.0, 2.0, 3.0])
+    p.add_argument("--device", default="auto")
+    add_beam_options(p, lm_required=True)
+    p.set_defaults(run=cmd_tune)
+
+    p = commands.add_parser("decode", help="decode a manifest into hyp.txt and ref.txt")
     p.add_argument("model", help="model file (model.pt)")
     p.add_argument("manifest")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--max-batch-frames", type=int, default=40000)
     p.add_argument("--device", default="auto")
+    add_beam_options(p)
     p.set_defaults(run=cmd_decode)
 
     p = commands.add_parser("score", help="WER and CER of hypotheses against references")
@@ -149,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--details-dir", help="write scores.json and per-utterance alignments here")
     p.add_argument("--results", help="add these scores to a results JSON file under --name")
     p.add_argument("--name", default="", help="the set's name, e.g. test")
+    p.add_argument("--method", default="greedy", help="the decoding's name in the results file, e.g. beam_lm")
     p.set_defaults(run=cmd_score)
 
     p = commands.add_parser("transcribe", help="print PATH<TAB>TRANSCRIPT for each audio file")
@@ -156,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, OGG, SPHERE; any rate and channels)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto")
+    add_beam_options(p)
     p.set_defaults(run=cmd_transcribe)
     return parser
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,6 +60,21 @@ def read_manifest(path: str | Path) -> list[Utterance]:
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
                 raise ManifestError(f"{path}:{number}: not a manifest line ({error})") from None
     return utterances
+
+
+_TEST_NAME = re.compile(r"(?<![a-z])(test|eval)(?![a-z])", re.IGNORECASE)  # test, an4test_clstk, test-clean, eval92
+
+
+def refuse_test_data(manifest: str | Path, utterances: Iterable[Utterance]) -> None:
+    """Raise :class:`ManifestError` if a manifest looks like test data, by its own
+    name or by any folder or file name of its audio.
+
+    Whatever is estimated or tuned on data (the language model, its weights) must
+    never see the test set, or the reported test WER stops meaning anything.
+    """
+    for path in (Path(manifest), *(Path(u.audio_filepath) for u in utterances)):
+        if any(_TEST_NAME.search(part) for part in path.parts):
+            raise ManifestError(f"{manifest}: refusing test data ({path}); tune and build language models on training or dev data only")
 
 
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:

@@ -1,10 +1,31 @@
-"""Greedy (best-path) CTC decoding over batches."""
+"""CTC decoding: greedy best path, and beam search with a word n-gram language model."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
+from flashlight.lib.text.decoder.kenlm import KenLM
+from flashlight.lib.text.dictionary import create_word_dict
+from torchaudio.models.decoder import (
+    CTCDecoder,
+    CTCDecoderLM,
+    CTCDecoderLMState,
+    CTCHypothesis,
+    ctc_decoder,
+)
 
 from asr.features import valid_frames
+from asr.lm import UNKNOWN, LanguageModelError, arpa_vocabulary
+
+SPACE = " "
+SILENCE = "|"
 
 
 def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
@@ -19,3 +40,152 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[i
     keep &= valid_frames(lengths.to(best.device), best.size(1))
     best, keep = best.cpu(), keep.cpu()
     return [row[mask].tolist() for row, mask in zip(best, keep)]
+
+
+@dataclass
+class BeamSearchOptions:
+    """Settings of the beam search with a word n-gram language model.
+
+    ``lm_weight`` and ``word_score`` are tuned on a dev set and stored in the
+    model file (see ``asr tune``); the rest trade speed for search errors.
+    """
+
+    lm_weight: float = 1.0
+    word_score: float = 0.0  # added per word; offsets the LM's preference for short outputs
+    beam_size: int = 50
+    beam_size_token: int | None = None  # tokens expanded per frame; None: all
+    beam_threshold: float = 25.0  # hypotheses this far below the best are pruned
+    lexicon: bool = True  # words restricted to the LM's vocabulary; False: any spelling, unknown words scored as <unk>
+
+
+class BeamSearchDecoder:
+    """CTC prefix beam search with a KenLM word n-gram, through torchaudio's flashlight decoder.
+
+    With a lexicon (the default), every output word is one of the ARPA file's
+    words, spelled by a trie. Without one, any character sequence may form a
+    word: :class:`WordBoundaryLM` scores each completed word with the same
+    n-gram, so a name never seen in training can still be recognized.
+    """
+
+    def __init__(self, vocabulary: list[str], lm_path: str | Path, options: BeamSearchOptions) -> None:
+        if SPACE not in vocabulary:
+            raise LanguageModelError(f"{lm_path}: the model's vocabulary has no space, so it cannot spell words")
+        self.options = options
+        # flashlight spells word boundaries with a silence token instead of a space.
+        self.tokens = [SILENCE if c == SPACE else c for c in vocabulary]
+        common = {
+            "tokens": self.tokens,
+            "beam_size": options.beam_size,
+            "beam_size_token": options.beam_size_token,
+            "beam_threshold": options.beam_threshold,
+            "lm_weight": options.lm_weight,
+            "blank_token": vocabulary[0],
+            "sil_token": SILENCE,
+        }
+        words = [w for w in arpa_vocabulary(lm_path) if set(w) <= set(vocabulary)]
+        try:
+            with _quiet_stderr():  # KenLM draws a progress bar while it reads an ARPA file
+                self.decoder = self._build(lm_path, words, common)
+        except RuntimeError as error:  # KenLM's reason is on the first line of a long message
+            raise LanguageModelError(f"{lm_path}: KenLM cannot load it ({str(error).splitlines()[0]})") from None
+
+    def _build(self, lm_path: str | Path, words: list[str], common: dict) -> CTCDecoder:
+        options = self.options
+        if options.lexicon:
+            with tempfile.TemporaryDirectory() as folder:
+                lexicon = Path(folder) / "lexicon.txt"
+                lexicon.write_text("".join(f"{w}\t{' '.join(w)} {SILENCE}\n" for w in words), encoding="utf-8")
+                return ctc_decoder(lexicon=str(lexicon), lm=str(lm_path), word_score=options.word_score, **common)
+        return ctc_decoder(
+            lexicon=None, lm=WordBoundaryLM(lm_path, words, self.tokens), sil_score=options.word_score, **common
+        )
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        """Best transcript of each utterance in a padded ``(batch, frames, vocab)`` batch."""
+        emissions, lengths = self._end_with_silence(log_probs.detach().float().cpu(), lengths.cpu())
+        hypotheses = self.decoder(emissions, lengths.int())
+        return [self._text(nbest[0]) if nbest else "" for nbest in hypotheses]
+
+    def _end_with_silence(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append one frame that is certainly a word boundary to each utterance.
+
+        The lexicon spells every word followed by the boundary token, while the
+        model, trained on transcripts without a trailing space, never emits one
+        after the last word: this frame lets the last word end.
+        """
+        batch, _, vocab = log_probs.shape
+        silence = torch.full((vocab,), -1e4)
+        silence[self.tokens.index(SILENCE)] = 0.0
+        extended = torch.cat([log_probs, torch.zeros(batch, 1, vocab)], dim=1)
+        extended[torch.arange(batch), lengths] = silence
+        return extended.contiguous(), lengths + 1
+
+    def _text(self, hypothesis: CTCHypothesis) -> str:
+        if self.options.lexicon:  # the lexicon decoder reports words; its tokens need not spell them
+            return " ".join(hypothesis.words)
+        spelled = "".join(SPACE if self.tokens[t] == SILENCE else self.tokens[t] for t in hypothesis.tokens.tolist())
+        return " ".join(spelled.split())
+
+
+class WordBoundaryLM(CTCDecoderLM):
+    """A word n-gram for lexicon-free decoding: characters score nothing, and each
+    silence token (a word boundary) scores the word spelled since the last one.
+
+    KenLM does the scoring; a word outside its vocabulary gets the probability of
+    ``<unk>``. States form a trie over token histories (``state.child``), which is
+    how flashlight recognizes two hypotheses with the same history.
+    """
+
+    def __init__(self, lm_path: str | Path, words: list[str], tokens: list[str]) -> None:
+        CTCDecoderLM.__init__(self)
+        self.word_dict = create_word_dict({w: [[w]] for w in [*words, UNKNOWN]})
+        self.kenlm = KenLM(str(lm_path), self.word_dict)
+        self.tokens = tokens
+        self.states: dict[CTCDecoderLMState, tuple[object, str]] = {}  # state -> (KenLM state, partial word)
+
+    def start(self, start_with_nothing: bool) -> CTCDecoderLMState:
+        self.states.clear()  # one utterance at a time: forget the last one's trie
+        state = CTCDecoderLMState()
+        self.states[state] = (self.kenlm.start(start_with_nothing), "")
+        return state
+
+    def score(self, state: CTCDecoderLMState, usr_token_idx: int) -> tuple[CTCDecoderLMState, float]:
+        child = state.child(usr_token_idx)
+        kenlm_state, partial = self.states[state]
+        token = self.tokens[usr_token_idx]
+        if token != SILENCE:
+            self.states[child] = (kenlm_state, partial + token)
+            return child, 0.0
+        if not partial:
+            self.states[child] = (kenlm_state, "")
+            return child, 0.0
+        next_state, score = self.kenlm.score(kenlm_state, self._index(partial))
+        self.states[child] = (next_state, "")
+        return child, score
+
+    def finish(self, state: CTCDecoderLMState) -> tuple[CTCDecoderLMState, float]:
+        kenlm_state, partial = self.states[state]
+        score = 0.0
+        if partial:
+            kenlm_state, score = self.kenlm.score(kenlm_state, self._index(partial))
+        final_state, end_score = self.kenlm.finish(kenlm_state)
+        child = state.child(-1)
+        self.states[child] = (final_state, "")
+        return child, score + end_score
+
+    def _index(self, word: str) -> int:
+        return self.word_dict.get_index(word)  # unknown words map to <unk>
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence what C++ code writes to file descriptor 2 while the block runs."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -1,7 +1,7 @@
 """Running a model over audio: batches of waveforms in, text out.
 
 Dev-set evaluation during training, the decode stage of the recipes and the
-``asr transcribe`` command all go through :func:`recognize`, so they cannot
+``asr transcribe`` command all go through :func:`emissions` and :func:`decode`, so they cannot
 disagree about features, padding or decoding.
 """
 
@@ -17,16 +17,31 @@ from torch.utils.data import DataLoader
 from asr.audio import AudioError, load_audio
 from asr.checkpoint import ASRModel
 from asr.data import Batch, BucketBatchSampler, SpeechDataset, Utterance, collate
-from asr.decoding import greedy_decode
+from asr.decoding import BeamSearchDecoder, greedy_decode
 
 
 @torch.inference_mode()
-def recognize(asr_model: ASRModel, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-    """Greedy transcripts of a padded batch ``(batch, samples)`` with sample ``lengths``."""
+def emissions(asr_model: ASRModel, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """CTC log-probabilities ``(batch, frames, vocab)`` and frame counts of a padded batch of waveforms."""
     device = asr_model.features.mean.device
     features, frames = asr_model.features(waveforms.to(device), lengths.to(device))
-    log_probs, out_lengths = asr_model.model(features, frames)
-    return [asr_model.tokenizer.decode(ids) for ids in greedy_decode(log_probs, out_lengths)]
+    return asr_model.model(features, frames)
+
+
+def recognize(
+    asr_model: ASRModel, waveforms: torch.Tensor, lengths: torch.Tensor, decoder: BeamSearchDecoder | None = None
+) -> list[str]:
+    """Transcripts of a padded batch ``(batch, samples)`` with sample ``lengths``."""
+    return decode(asr_model, *emissions(asr_model, waveforms, lengths), decoder)
+
+
+def decode(
+    asr_model: ASRModel, log_probs: torch.Tensor, lengths: torch.Tensor, decoder: BeamSearchDecoder | None = None
+) -> list[str]:
+    """Text from log-probabilities: greedy best path, or ``decoder``'s beam search when given."""
+    if decoder is not None:
+        return decoder(log_probs, lengths)
+    return [asr_model.tokenizer.decode(ids) for ids in greedy_decode(log_probs, lengths)]
 
 
 @dataclass
@@ -41,12 +56,13 @@ class DecodeResult:
         return self.wall_seconds / max(self.audio_seconds, 1e-9)
 
 
-def decode_utterances(
+def model_outputs(
     asr_model: ASRModel, utterances: list[Utterance], max_batch_frames: int = 40000, num_workers: int = 0
-) -> DecodeResult:
-    """Greedy-decode every utterance, batched by duration; unreadable files are reported and skipped."""
-    start = time.perf_counter()
-    was_training = asr_model.model.training
+) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
+    """Batches of readable utterances (by duration) with their log-probabilities and frame counts.
+
+    Unreadable files are left out; the caller sees which by the missing indices.
+    """
     asr_model.eval()
     rate = asr_model.features.config.sample_rate
     hop = asr_model.features.config.hop_ms / 1000
@@ -54,20 +70,35 @@ def decode_utterances(
     loader = DataLoader(
         SpeechDataset(utterances, None, rate), batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
     )
+    for batch in loader:
+        if batch is not None:
+            yield (batch, *emissions(asr_model, batch.waveforms, batch.lengths))
+
+
+def decode_utterances(
+    asr_model: ASRModel,
+    utterances: list[Utterance],
+    max_batch_frames: int = 40000,
+    num_workers: int = 0,
+    decoder: BeamSearchDecoder | None = None,
+) -> DecodeResult:
+    """Decode every utterance (greedy, or with ``decoder``); unreadable files are reported and skipped."""
+    start = time.perf_counter()
+    was_training = asr_model.model.training
+    rate = asr_model.features.config.sample_rate
     hypotheses: dict[str, str] = {}
     audio_seconds = 0.0
-    for batch in loader:
-        if batch is None:
-            continue
-        texts = recognize(asr_model, batch.waveforms, batch.lengths)
-        for index, text in zip(batch.indices, texts):
+    for batch, log_probs, lengths in model_outputs(asr_model, utterances, max_batch_frames, num_workers):
+        for index, text in zip(batch.indices, decode(asr_model, log_probs, lengths, decoder)):
             hypotheses[utterances[index].utt_id] = text
         audio_seconds += batch.lengths.sum().item() / rate
     asr_model.model.train(was_training)
     return DecodeResult(hypotheses, audio_seconds, time.perf_counter() - start)
 
 
-def transcribe_files(asr_model: ASRModel, paths: list[str], batch_size: int = 16) -> Iterator[tuple[str, str | AudioError]]:
+def transcribe_files(
+    asr_model: ASRModel, paths: list[str], batch_size: int = 16, decoder: BeamSearchDecoder | None = None
+) -> Iterator[tuple[str, str | AudioError]]:
     """Yield ``(path, transcript)``, or ``(path, AudioError)`` for a file that cannot be read, in input order."""
     rate = asr_model.features.config.sample_rate
     for start in range(0, len(paths), batch_size):
@@ -82,7 +113,7 @@ def transcribe_files(asr_model: ASRModel, paths: list[str], batch_size: int = 16
         if loaded:
             batch = collate([(i, waveform, []) for i, waveform in loaded])
             assert isinstance(batch, Batch)
-            for i, text in zip(batch.indices, recognize(asr_model, batch.waveforms, batch.lengths)):
+            for i, text in zip(batch.indices, recognize(asr_model, batch.waveforms, batch.lengths, decoder)):
                 results[i] = text
         yield from zip(chunk, results)
 

@@ -1,6 +1,12 @@
+import math
+from pathlib import Path
+
+import pytest
 import torch
 
-from asr.decoding import greedy_decode
+from asr.decoding import BeamSearchDecoder, BeamSearchOptions, greedy_decode
+from asr.lm import LanguageModelError, estimate, write_arpa
+from asr.text import Tokenizer
 
 
 def one_hot_log_probs(paths: list[list[int]], vocab: int = 5) -> torch.Tensor:
@@ -21,3 +27,75 @@ def test_greedy_ignores_frames_past_the_length() -> None:
     log_probs = one_hot_log_probs([[2, 0, 3, 3, 1, 1]])
     assert greedy_decode(log_probs, torch.tensor([4])) == [[2, 3]]
     assert greedy_decode(log_probs, torch.tensor([0])) == [[]]
+
+
+# Beam search with a word LM, on emissions built by hand: each frame gives its
+# character probability 0.9 unless two characters share it.
+VOCABULARY = ["<blank>", " ", "a", "c", "e", "h", "s", "t"]
+LM_CORPUS = ["the cat sat", "the cat", "a cat sat", "the hat sat", "a hat"]
+
+
+def emissions(frames: list[dict[str, float]]) -> torch.Tensor:
+    """(1, frames, vocab) log-probabilities; characters not named share what is left."""
+    rows = []
+    for frame in frames:
+        rest = (1 - sum(frame.values())) / (len(VOCABULARY) - len(frame))
+        rows.append([math.log(frame.get(c, rest)) for c in VOCABULARY])
+    return torch.tensor([rows])
+
+
+def spell(text: str, ambiguous: dict[int, dict[str, float]]) -> list[dict[str, float]]:
+    """Frames spelling ``text`` with a blank after each character; position i uses ambiguous[i] if given."""
+    frames = []
+    for i, char in enumerate(text):
+        frames.append(ambiguous.get(i, {char: 0.9}))
+        frames.append({"<blank>": 0.9})
+    return frames
+
+
+@pytest.fixture(scope="module")
+def lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("lm") / "lm.arpa"
+    write_arpa(estimate([s.split() for s in LM_CORPUS], order=3), path)
+    return path
+
+
+@pytest.mark.parametrize("lexicon", [True, False])
+def test_lm_prefers_the_known_word_over_an_acoustically_closer_unknown_one(lm_path: Path, lexicon: bool) -> None:
+    # "the cet sat": the acoustics lean to "e" (0.5 against 0.4 for "a"); "cet" is not a word the LM knows.
+    log_probs = emissions(spell("the cet sat", {5: {"e": 0.5, "a": 0.4}}))
+    lengths = torch.tensor([log_probs.size(1)])
+    vocabulary = Tokenizer(VOCABULARY[1:]).vocabulary
+    assert vocabulary == VOCABULARY
+    assert Tokenizer(vocabulary).decode(greedy_decode(log_probs, lengths)[0]) == "the cet sat"
+    decoder = BeamSearchDecoder(vocabulary, lm_path, BeamSearchOptions(lm_weight=1.0, lexicon=lexicon))
+    assert decoder(log_probs, lengths) == ["the cat sat"]
+    # Without the LM's pull the acoustics win: the weight is what changed the answer.
+    silent = BeamSearchDecoder(vocabulary, lm_path, BeamSearchOptions(lm_weight=0.0, lexicon=lexicon))
+    assert silent(log_probs, lengths) == (["the cat sat"] if lexicon else ["the cet sat"])
+
+
+def test_lexicon_free_decoding_keeps_a_clear_unknown_word(lm_path: Path) -> None:
+    # "the hat ate": "ate" is outside the LM's vocabulary but the acoustics are certain.
+    log_probs = emissions(spell("the hat ate", {}))
+    lengths = torch.tensor([log_probs.size(1)])
+    free = BeamSearchDecoder(VOCABULARY, lm_path, BeamSearchOptions(lm_weight=1.0, lexicon=False))
+    assert free(log_probs, lengths) == ["the hat ate"]
+    bound = BeamSearchDecoder(VOCABULARY, lm_path, BeamSearchOptions(lm_weight=1.0, lexicon=True))
+    assert "ate" not in bound(log_probs, lengths)[0].split()
+
+
+def test_beam_search_decodes_a_padded_batch(lm_path: Path) -> None:
+    long = emissions(spell("the cat sat", {}))
+    short = emissions(spell("a hat", {}))
+    batch = torch.full((2, long.size(1), len(VOCABULARY)), math.log(1 / len(VOCABULARY)))
+    batch[0], batch[1, : short.size(1)] = long[0], short[0]
+    decoder = BeamSearchDecoder(VOCABULARY, lm_path, BeamSearchOptions())
+    assert decoder(batch, torch.tensor([long.size(1), short.size(1)])) == ["the cat sat", "a hat"]
+
+
+def test_a_file_that_is_not_a_language_model_is_one_clear_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.arpa"
+    broken.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0\tthe\n-1.0\tcat\n\n\\end\\\n")
+    with pytest.raises(LanguageModelError, match="broken.arpa: KenLM cannot load it"):
+        BeamSearchDecoder(VOCABULARY, broken, BeamSearchOptions())

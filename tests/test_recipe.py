@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 import soundfile
 
+from asr.checkpoint import load_model
+from asr.lm import arpa_vocabulary
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,15 +60,61 @@ def test_every_stage_leaves_its_outputs(recipe_run: tuple[Path, subprocess.Compl
     # 3: training
     assert len((exp / "metrics.jsonl").read_text().splitlines()) == 2
     assert (exp / "model.pt").is_file() and (exp / "curves.png").is_file()
-    # 4 and 5: decoding and scoring
+    # 4: the language model, from the training transcripts
+    arpa = (exp / "lm.arpa").read_text()
+    assert arpa.startswith("\\data\\") and "\\3-grams:" in arpa
+    # 5: tuning on dev stores the chosen values in the model file
+    model = load_model(exp / "model.pt")
+    assert set(model.decoding) == {"lm_weight", "word_score", "lexicon"}
+    grid = [json.loads(line) for line in (exp / "tune/grid.jsonl").read_text().splitlines()]
+    assert len(grid) == 35 and grid[0]["lm_weight"] == model.decoding["lm_weight"]
+    assert grid[0]["wer"] == min(point["wer"] for point in grid)
+    # 6: both decodings print their real-time factors
+    assert result.stdout.count("real-time factor") == 4
+    assert "greedy: decoded 24 utterances" in result.stdout and "beam search (LM weight" in result.stdout
+    # 7: scoring
     results = json.loads((exp / "results.json").read_text())
     for name in ("dev", "test"):
-        assert set(results[name]) == {"wer", "cer", "utterances"} and results[name]["utterances"] == 24
-        decode = exp / f"decode_{name}"
-        assert len((decode / "hyp.txt").read_text().splitlines()) == 24
-        assert "=== " in (decode / "alignments.txt").read_text()
+        assert set(results[name]) == {"greedy", "beam_lm"}
+        for method in ("greedy", "beam_lm"):
+            assert set(results[name][method]) == {"wer", "cer", "utterances"}
+            assert results[name][method]["utterances"] == 24
+            decode = exp / f"decode_{name}_{method}"
+            assert len((decode / "hyp.txt").read_text().splitlines()) == 24
+            assert "=== " in (decode / "alignments.txt").read_text()
     last = result.stdout.strip().splitlines()[-1]
-    assert "test" in last and "WER" in last and "CER" in last
+    assert last.startswith("test beam_lm: WER") and "CER" in last
+
+
+def test_tuning_and_the_lm_refuse_test_data(recipe_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    work, _ = recipe_run
+    exp = work / "exp"
+    before = (exp / "model.pt").read_bytes()
+    for command in (
+        ["tune", str(exp / "model.pt"), str(exp / "manifests/test.jsonl"), "--lm", str(exp / "lm.arpa"), "--out-dir", str(work / "t")],
+        ["lm", "--manifest", str(exp / "manifests/test.jsonl"), "--out", str(work / "test.arpa")],
+    ):
+        result = subprocess.run([sys.executable, "-m", "asr", *command], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and "refusing test data" in result.stderr and "Traceback" not in result.stderr
+    assert (exp / "model.pt").read_bytes() == before
+    assert not (work / "test.arpa").exists() and not (work / "t").exists()
+
+
+def test_transcribe_with_the_lm_uses_the_tuned_values(recipe_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    work, _ = recipe_run
+    exp = work / "exp"
+    audio = json.loads((exp / "manifests/test.jsonl").read_text().splitlines()[0])["audio_filepath"]
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", "transcribe", str(exp / "model.pt"), audio, "--lm", str(exp / "lm.arpa")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    path, text = result.stdout.rstrip("\n").split("\t")
+    vocabulary = set(arpa_vocabulary(exp / "lm.arpa"))
+    assert path == audio and all(word in vocabulary for word in text.split())
+    assert result.stderr == ""  # KenLM's loading chatter is kept off the terminal
+    hyp = (exp / "decode_test_beam_lm/hyp.txt").read_text().splitlines()
+    assert f"{Path(audio).stem} {text}".strip() in [line.strip() for line in hyp]
 
 
 def test_stages_are_idempotent(recipe_run: tuple[Path, subprocess.CompletedProcess]) -> None:

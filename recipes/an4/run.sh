@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# AN4 recipe: data, manifests, statistics, training, decoding, scoring.
+# AN4 recipe: data, manifests, statistics, training, language model, tuning,
+# decoding (greedy and beam search with the LM), scoring.
 #
 #   bash recipes/an4/run.sh [--stage N] [--stop-stage M] [--an4-archive PATH]
 #                           [--exp-dir DIR] [--data-dir DIR] [--config YAML]
-#                           [--subset N] [--train-set KEY=VALUE]...
+#                           [--subset N] [--train-set KEY=VALUE]... [--lm-order N]
 #
 # Run from the repository root. Every stage is idempotent: it skips work whose
 # output is already there (training resumes from its last checkpoint).
@@ -17,6 +18,7 @@ exp_dir=exp/an4
 config=recipes/an4/conf/train.yaml
 subset=0          # keep only the first N utterances of each set (smoke tests)
 train_set=()      # config overrides for statistics and training, e.g. optim.epochs=2
+lm_order=3
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,7 +30,8 @@ while [ $# -gt 0 ]; do
     --config) config="$2"; shift 2 ;;
     --subset) subset="$2"; shift 2 ;;
     --train-set) train_set+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --lm-order) lm_order="$2"; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -61,19 +64,33 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "stage 4: greedy decoding"
-  for set in dev test; do
-    asr decode "$exp_dir/model.pt" "$manifests/$set.jsonl" --out-dir "$exp_dir/decode_$set"
-  done
+  log "stage 4: word $lm_order-gram language model from the training transcripts"
+  asr lm --manifest "$manifests/train.jsonl" --order "$lm_order" --out "$exp_dir/lm.arpa"
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log "stage 5: scoring"
+  log "stage 5: LM weight and word score, tuned on dev (stored in model.pt)"
+  asr tune "$exp_dir/model.pt" "$manifests/dev.jsonl" --lm "$exp_dir/lm.arpa" --out-dir "$exp_dir/tune"
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  log "stage 6: decoding, greedy and beam search with the LM"
+  for set in dev test; do
+    asr decode "$exp_dir/model.pt" "$manifests/$set.jsonl" --out-dir "$exp_dir/decode_${set}_greedy"
+    asr decode "$exp_dir/model.pt" "$manifests/$set.jsonl" --out-dir "$exp_dir/decode_${set}_beam_lm" --lm "$exp_dir/lm.arpa"
+  done
+fi
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  log "stage 7: scoring"
   rm -f "$exp_dir/results.json"
   for set in dev test; do
-    asr score "$exp_dir/decode_$set/ref.txt" "$exp_dir/decode_$set/hyp.txt" --name "$set" \
-      --details-dir "$exp_dir/decode_$set" --results "$exp_dir/results.json" | tee "$exp_dir/decode_$set/score.txt"
+    for method in greedy beam_lm; do
+      out="$exp_dir/decode_${set}_$method"
+      asr score "$out/ref.txt" "$out/hyp.txt" --name "$set" --method "$method" \
+        --details-dir "$out" --results "$exp_dir/results.json" > "$out/score.txt"
+    done
   done
   log "results: $exp_dir/results.json"
-  cat "$exp_dir/decode_test/score.txt"
+  cat "$exp_dir"/decode_{dev,test}_{greedy,beam_lm}/score.txt
 fi
