@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", help="dev manifest (test data is refused)")
     p.add_argument("--out-dir", required=True, help="where to write grid.jsonl")
     p.add_argument("--lm-weights", type=float_list, default=[0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0])
-    p.add_argument("--word-scores", type=float_list, default=[-1.0, 0.0, 1.0, 2.0, 3.0])
+    p.add_argument("--word-scores", type=float_list, default=[-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
     p.add_argument("--device", default="auto")
     add_beam_options(p, lm_required=True)
     p.set_defaults(run=cmd_tune)

@@ -66,15 +66,21 @@ _TEST_NAME = re.compile(r"(?<![a-z])(test|eval)(?![a-z])", re.IGNORECASE)  # tes
 
 
 def refuse_test_data(manifest: str | Path, utterances: Iterable[Utterance]) -> None:
-    """Raise :class:`ManifestError` if a manifest looks like test data, by its own
-    name or by any folder or file name of its audio.
+    """Raise :class:`ManifestError` if a manifest looks like test data: by its file
+    name, or by the names of its audio files and of the three folders above each
+    (where corpora name their sets: ``an4test_clstk/fcaw/x.sph``,
+    ``test-clean/1089/134686/x.flac``; folders higher up are the user's own).
 
     Whatever is estimated or tuned on data (the language model, its weights) must
     never see the test set, or the reported test WER stops meaning anything.
     """
-    for path in (Path(manifest), *(Path(u.audio_filepath) for u in utterances)):
-        if any(_TEST_NAME.search(part) for part in path.parts):
-            raise ManifestError(f"{manifest}: refusing test data ({path}); tune and build language models on training or dev data only")
+    named = [(Path(manifest), Path(manifest).name)]
+    named += [(Path(u.audio_filepath), part) for u in utterances for part in Path(u.audio_filepath).parts[-4:]]
+    for path, name in named:
+        if _TEST_NAME.search(name):
+            raise ManifestError(
+                f"{manifest}: refusing test data ({path}); tune and build language models on training or dev data only"
+            )
 
 
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:

@@ -15,6 +15,7 @@ from asr.data import (
     encodable,
     make_utterance,
     read_manifest,
+    refuse_test_data,
     write_manifest,
 )
 from asr.text import Tokenizer, TokenizerError
@@ -101,3 +102,20 @@ def test_sortagrad_epochs_come_shortest_first() -> None:
     sampler.set_epoch(1)
     longest = [max(frames[i] for i in batch) for batch in sampler.batches()]
     assert longest != sorted(longest)
+
+
+def test_test_data_is_recognized_by_its_names(tmp_path: Path) -> None:
+    def utterance(path: str) -> Utterance:
+        return Utterance(audio_filepath=path, duration=1.0, text="a")
+
+    for manifest, audio in [
+        ("test.jsonl", "/corpus/an4/wav/an4_clstk/fash/an251-fash-b.sph"),
+        ("dev.jsonl", "/corpus/an4/wav/an4test_clstk/fcaw/an406-fcaw-b.sph"),
+        ("dev.jsonl", "/corpus/LibriSpeech/test-clean/1089/134686/1089-134686-0000.flac"),
+        ("eval92.jsonl", "/wsj/a.wav"),
+    ]:
+        with pytest.raises(ManifestError, match="refusing test data"):
+            refuse_test_data(tmp_path / manifest, [utterance(audio)])
+    # Words that merely contain the letters are not test sets, nor are the user's folders above the corpus.
+    refuse_test_data(tmp_path / "dev.jsonl", [utterance("/home/latest/contest/attestations/a.wav")])
+    refuse_test_data(tmp_path / "dev.jsonl", [utterance("/home/me/test/corpus/an4/wav/an4_clstk/fash/a.sph")])

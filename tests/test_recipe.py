@@ -67,7 +67,7 @@ def test_every_stage_leaves_its_outputs(recipe_run: tuple[Path, subprocess.Compl
     model = load_model(exp / "model.pt")
     assert set(model.decoding) == {"lm_weight", "word_score", "lexicon"}
     grid = [json.loads(line) for line in (exp / "tune/grid.jsonl").read_text().splitlines()]
-    assert len(grid) == 35 and grid[0]["lm_weight"] == model.decoding["lm_weight"]
+    assert len(grid) == 49 and grid[0]["lm_weight"] == model.decoding["lm_weight"]
     assert grid[0]["wer"] == min(point["wer"] for point in grid)
     # 6: both decodings print their real-time factors
     assert result.stdout.count("real-time factor") == 4
