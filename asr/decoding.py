@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from flashlight.lib.text.decoder.kenlm import KenLM
-from flashlight.lib.text.dictionary import create_word_dict
+from flashlight.lib.text.dictionary import Dictionary, create_word_dict
 from torchaudio.models.decoder import (
     CTCDecoder,
     CTCDecoderLM,
@@ -70,35 +71,53 @@ class BeamSearchDecoder:
     def __init__(self, vocabulary: list[str], lm_path: str | Path, options: BeamSearchOptions) -> None:
         if SPACE not in vocabulary:
             raise LanguageModelError(f"{lm_path}: the model's vocabulary has no space, so it cannot spell words")
+        self.vocabulary = vocabulary
+        self.lm_path = lm_path
         self.options = options
         # flashlight spells word boundaries with a silence token instead of a space.
         self.tokens = [SILENCE if c == SPACE else c for c in vocabulary]
+        self.words = [w for w in arpa_vocabulary(lm_path) if set(w) <= set(vocabulary)]
+        try:
+            with _quiet_stderr():  # KenLM draws a progress bar while it reads an ARPA file
+                self.language_model = self._load_language_model()
+                self.decoder = self._build()
+        except RuntimeError as error:  # KenLM's reason is on the first line of a long message
+            raise LanguageModelError(f"{lm_path}: KenLM cannot load it ({str(error).splitlines()[0]})") from None
+
+    def with_weights(self, lm_weight: float, word_score: float) -> BeamSearchDecoder:
+        """The same search with other weights, sharing the loaded language model (tuning tries many)."""
+        other = copy.copy(self)
+        other.options = replace(self.options, lm_weight=lm_weight, word_score=word_score)
+        other.decoder = other._build()
+        return other
+
+    def _load_language_model(self) -> CTCDecoderLM | KenLM:
+        if self.options.lexicon:  # word indices follow the order of the lm_dict file that _build writes
+            dictionary = Dictionary()
+            for word in [*self.words, UNKNOWN]:
+                dictionary.add_entry(word)
+            return KenLM(str(self.lm_path), dictionary)
+        return WordBoundaryLM(self.lm_path, self.words, self.tokens)
+
+    def _build(self) -> CTCDecoder:
+        options = self.options
         common = {
             "tokens": self.tokens,
+            "lm": self.language_model,
             "beam_size": options.beam_size,
             "beam_size_token": options.beam_size_token,
             "beam_threshold": options.beam_threshold,
             "lm_weight": options.lm_weight,
-            "blank_token": vocabulary[0],
+            "blank_token": self.vocabulary[0],
             "sil_token": SILENCE,
         }
-        words = [w for w in arpa_vocabulary(lm_path) if set(w) <= set(vocabulary)]
-        try:
-            with _quiet_stderr():  # KenLM draws a progress bar while it reads an ARPA file
-                self.decoder = self._build(lm_path, words, common)
-        except RuntimeError as error:  # KenLM's reason is on the first line of a long message
-            raise LanguageModelError(f"{lm_path}: KenLM cannot load it ({str(error).splitlines()[0]})") from None
-
-    def _build(self, lm_path: str | Path, words: list[str], common: dict) -> CTCDecoder:
-        options = self.options
-        if options.lexicon:
-            with tempfile.TemporaryDirectory() as folder:
-                lexicon = Path(folder) / "lexicon.txt"
-                lexicon.write_text("".join(f"{w}\t{' '.join(w)} {SILENCE}\n" for w in words), encoding="utf-8")
-                return ctc_decoder(lexicon=str(lexicon), lm=str(lm_path), word_score=options.word_score, **common)
-        return ctc_decoder(
-            lexicon=None, lm=WordBoundaryLM(lm_path, words, self.tokens), sil_score=options.word_score, **common
-        )
+        if not options.lexicon:
+            return ctc_decoder(lexicon=None, sil_score=options.word_score, **common)
+        with tempfile.TemporaryDirectory() as folder:
+            lexicon, lm_dict = Path(folder) / "lexicon.txt", Path(folder) / "lm_dict.txt"
+            lexicon.write_text("".join(f"{w}\t{' '.join(w)} {SILENCE}\n" for w in self.words), encoding="utf-8")
+            lm_dict.write_text("".join(f"{w}\n" for w in [*self.words, UNKNOWN]), encoding="utf-8")
+            return ctc_decoder(lexicon=str(lexicon), lm_dict=str(lm_dict), word_score=options.word_score, **common)
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Best transcript of each utterance in a padded ``(batch, frames, vocab)`` batch."""

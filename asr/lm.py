@@ -58,7 +58,7 @@ class NgramModel:
 
     def probability(self, word: str, context: Sequence[str] = ()) -> float:
         """P(word | context) by the ARPA backoff rule: what the decoder's KenLM computes."""
-        if word not in {gram[0] for gram in self.probabilities[0]}:
+        if (word,) not in self.probabilities[0]:
             word = UNKNOWN
         context = tuple(context)[-(self.order - 1) :] if self.order > 1 else ()
         weight = 1.0

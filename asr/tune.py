@@ -8,7 +8,7 @@ to the smaller LM weight, then the word score nearer zero: the milder change).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from asr.checkpoint import ASRModel
@@ -40,11 +40,10 @@ def tune_lm(
     """
     outputs = [(batch.indices, log_probs, lengths) for batch, log_probs, lengths in model_outputs(asr_model, utterances)]
     references = {utterances[i].utt_id: utterances[i].text for indices, _, _ in outputs for i in indices}
+    loaded = BeamSearchDecoder(asr_model.tokenizer.vocabulary, lm_path, options)  # reads the LM once
     grid = []
     for lm_weight, word_score in itertools.product(lm_weights, word_scores):
-        decoder = BeamSearchDecoder(
-            asr_model.tokenizer.vocabulary, lm_path, replace(options, lm_weight=lm_weight, word_score=word_score)
-        )
+        decoder = loaded.with_weights(lm_weight, word_score)
         hypotheses = {
             utterances[i].utt_id: text
             for indices, log_probs, lengths in outputs

@@ -73,6 +73,9 @@ def test_lm_prefers_the_known_word_over_an_acoustically_closer_unknown_one(lm_pa
     # Without the LM's pull the acoustics win: the weight is what changed the answer.
     silent = BeamSearchDecoder(vocabulary, lm_path, BeamSearchOptions(lm_weight=0.0, lexicon=lexicon))
     assert silent(log_probs, lengths) == (["the cat sat"] if lexicon else ["the cet sat"])
+    # Re-weighting the loaded decoder (as tuning does) is the same as building it anew.
+    assert decoder.with_weights(0.0, 0.0)(log_probs, lengths) == silent(log_probs, lengths)
+    assert decoder.with_weights(1.0, 0.0)(log_probs, lengths) == ["the cat sat"]
 
 
 def test_lexicon_free_decoding_keeps_a_clear_unknown_word(lm_path: Path) -> None:
