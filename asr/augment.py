@@ -24,6 +24,12 @@ class AugmentConfig:
     time_width: int = 40
     time_ratio: float = 0.2  # a time mask covers at most this share of the batch's frames
     specaugment_from_epoch: int = 0
+    # Concatenation: each utterance is joined to a random other one (texts joined
+    # by a space) with this probability, drawn again every epoch. Without it a
+    # model of short isolated utterances learns where they start and end, and
+    # then drops or invents words when speech starts mid-window or a recording
+    # has longer pauses than the training set's.
+    concat_prob: float = 0.0
 
 
 class SpeedPerturbation:

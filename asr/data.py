@@ -154,17 +154,22 @@ class SpeechDataset(Dataset):
     def __len__(self) -> int:
         return len(self.utterances)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor, list[int]] | None:
-        utterance = self.utterances[index]
-        try:
-            waveform = load_audio(utterance.audio_filepath, self.sample_rate)
-        except AudioError as error:
-            print(f"warning: skipping {error}", flush=True)
-            return None
-        if self.perturb is not None:
-            waveform = self.perturb(waveform)
-        labels = self.tokenizer.encode(utterance.text) if self.tokenizer else []
-        return index, waveform, labels
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[int, torch.Tensor, list[int]] | None:
+        """One utterance, or for a pair of indices (see :class:`BucketBatchSampler`) the two joined."""
+        parts = []
+        for index in key if isinstance(key, tuple) else (key,):
+            utterance = self.utterances[index]
+            try:
+                waveform = load_audio(utterance.audio_filepath, self.sample_rate)
+            except AudioError as error:
+                print(f"warning: skipping {error}", flush=True)
+                return None
+            if self.perturb is not None:
+                waveform = self.perturb(waveform)
+            parts.append((waveform, utterance.text))
+        labels = self.tokenizer.encode(" ".join(text for _, text in parts)) if self.tokenizer else []
+        first = key[0] if isinstance(key, tuple) else key
+        return first, torch.cat([waveform for waveform, _ in parts]), labels
 
 
 @dataclass
@@ -198,7 +203,7 @@ def collate(items: list[tuple[int, torch.Tensor, list[int]] | None]) -> Batch | 
     )
 
 
-class BucketBatchSampler(Sampler[list[int]]):
+class BucketBatchSampler(Sampler[list[int | tuple[int, int]]]):
     """Batches of utterances of similar length, capped by padded frames.
 
     A batch's cost is its longest utterance times its size (what padding makes
@@ -209,6 +214,10 @@ class BucketBatchSampler(Sampler[list[int]]):
     For the first ``sorted_epochs`` epochs batches come shortest first
     (SortaGrad, Amodei et al. 2016): short utterances are easy to align, which
     shortens CTC's initial all-blank plateau.
+
+    With ``concat_prob``, each utterance is paired with a random other one
+    that often (an epoch's draw), and the batch holds the pair ``(i, j)``, which
+    :class:`SpeechDataset` joins; the pair's length counts against the cap.
     """
 
     def __init__(
@@ -219,8 +228,10 @@ class BucketBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         jitter: float = 0.1,
         sorted_epochs: int = 0,
+        concat_prob: float = 0.0,
     ) -> None:
         self.frames = frames
+        self.concat_prob = concat_prob
         self.max_batch_frames = max_batch_frames
         self.shuffle = shuffle
         self.seed = seed
@@ -231,19 +242,25 @@ class BucketBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def batches(self) -> list[list[int]]:
+    def batches(self) -> list[list[int | tuple[int, int]]]:
         rng = random.Random(self.seed * 100003 + self.epoch)
-        keys = [n * (1 + rng.uniform(-self.jitter, self.jitter)) if self.shuffle else n for n in self.frames]
-        order = sorted(range(len(self.frames)), key=keys.__getitem__)
-        batches: list[list[int]] = []
-        current: list[int] = []
+        items: list[int | tuple[int, int]] = list(range(len(self.frames)))
+        if self.concat_prob > 0 and len(items) > 1:
+            for i in range(len(items)):
+                if rng.random() < self.concat_prob:
+                    items[i] = (i, (i + rng.randrange(1, len(items))) % len(items))  # any utterance but i
+        frames = [sum(self.frames[j] for j in item) if isinstance(item, tuple) else self.frames[item] for item in items]
+        keys = [n * (1 + rng.uniform(-self.jitter, self.jitter)) if self.shuffle else n for n in frames]
+        order = sorted(range(len(items)), key=keys.__getitem__)
+        batches: list[list[int | tuple[int, int]]] = []
+        current: list[int | tuple[int, int]] = []
         longest = 0
         for index in order:
-            longest_if_added = max(longest, self.frames[index])
+            longest_if_added = max(longest, frames[index])
             if current and longest_if_added * (len(current) + 1) > self.max_batch_frames:
                 batches.append(current)
-                current, longest_if_added = [], self.frames[index]
-            current.append(index)
+                current, longest_if_added = [], frames[index]
+            current.append(items[index])
             longest = longest_if_added
         if current:
             batches.append(current)
@@ -251,7 +268,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             rng.shuffle(batches)
         return batches
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[int | tuple[int, int]]]:
         return iter(self.batches())
 
     def __len__(self) -> int:

@@ -156,6 +156,8 @@ class Trainer:
 
         stats = load_stats(stats_path)
         self.tokenizer = Tokenizer(stats["vocabulary"])
+        if config.augment.concat_prob > 0 and " " not in self.tokenizer.vocabulary:
+            raise ConfigError("augment.concat_prob needs a space in the vocabulary to join transcripts")
         config.model.input_dim = config.features.n_mels
         config.model.vocab_size = len(self.tokenizer)
         self.features = FeatureExtractor(config.features)
@@ -179,6 +181,7 @@ class Trainer:
             config.optim.max_batch_frames,
             seed=config.seed,
             sorted_epochs=config.optim.sortagrad_epochs,
+            concat_prob=config.augment.concat_prob,
         )
         self.loader = DataLoader(
             SpeechDataset(
