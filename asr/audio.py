@@ -8,7 +8,10 @@ and the reason, so callers can report a bad file on one line and go on.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile
@@ -55,6 +58,76 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
     return prepare_waveform(torch.from_numpy(samples.mean(axis=1)), file_rate, sample_rate)
 
 
+class Recording:
+    """An audio file (a path or an open binary file) or an array, read a window at a time.
+
+    Long recordings are never held in memory whole: :meth:`windows` seeks and
+    reads one window, mixes it to mono and resamples it, so memory depends on
+    the window length, not on the recording's.
+    """
+
+    def __init__(self, source: str | Path | BinaryIO | np.ndarray | torch.Tensor, name: str, rate: int | None = None):
+        self.name = name
+        self._file: soundfile.SoundFile | None = None
+        if isinstance(source, (np.ndarray, torch.Tensor)):
+            if rate is None:
+                raise ValueError(f"{name}: an array needs its sample rate")
+            samples = np.asarray(source.cpu() if isinstance(source, torch.Tensor) else source, dtype=np.float32)
+            self._array = samples[:, None] if samples.ndim == 1 else samples
+            self.rate, self.frames = rate, self._array.shape[0]
+        else:
+            if isinstance(source, (str, Path)) and not Path(source).is_file():
+                raise AudioError(name, "no such file")
+            try:
+                self._file = soundfile.SoundFile(source if not isinstance(source, Path) else str(source))
+            except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+                raise AudioError(name, f"not readable as audio ({_short(error)})") from None
+            self.rate, self.frames = self._file.samplerate, self._file.frames
+        if self.frames <= 0:
+            self.close()
+            raise AudioError(name, "contains no audio samples")
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.rate
+
+    def windows(self, sample_rate: int, window_seconds: float, step_seconds: float) -> Iterator[tuple[torch.Tensor, bool]]:
+        """``(mono waveform at sample_rate, is last)`` for windows starting every ``step_seconds``.
+
+        One window when the recording is no longer than ``window_seconds``.
+        """
+        for index in itertools.count():
+            first = round(index * step_seconds * self.rate)
+            last = first + window_seconds * self.rate >= self.frames
+            count = self.frames - first if last else round(window_seconds * self.rate)
+            yield prepare_waveform(self._read(first, count), self.rate, sample_rate), last
+            if last:
+                return
+
+    def _read(self, first: int, count: int) -> torch.Tensor:
+        if self._file is None:
+            samples = self._array[first : first + count]
+        else:
+            try:
+                self._file.seek(first)
+                samples = self._file.read(count, dtype="float32", always_2d=True)
+            except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+                raise AudioError(self.name, f"not readable as audio ({_short(error)})") from None
+        if not np.isfinite(samples).all():
+            raise AudioError(self.name, "contains non-finite samples")
+        return torch.as_tensor(samples)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def prepare_waveform(waveform: torch.Tensor, rate: int, sample_rate: int) -> torch.Tensor:
     """Mix a ``(samples,)`` or ``(samples, channels)`` waveform to mono at ``sample_rate``."""
     waveform = torch.as_tensor(waveform, dtype=torch.float32)
@@ -66,6 +139,8 @@ def prepare_waveform(waveform: torch.Tensor, rate: int, sample_rate: int) -> tor
 
 
 def _short(error: Exception) -> str:
-    """The first line of an exception's message, for one-line reports."""
+    """The first line of an exception's message, for one-line reports (libsndfile's reason alone)."""
+    if isinstance(error, soundfile.LibsndfileError):
+        return error.error_string
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__

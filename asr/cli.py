@@ -1,4 +1,4 @@
-"""The ``asr`` command: train, decode, score and transcribe, plus ``stats``, ``lm`` and ``tune`` for the recipes.
+"""The ``asr`` command: train, decode, score, transcribe and serve, plus ``stats``, ``lm`` and ``tune`` for the recipes.
 
 A user's mistake (a missing file, unreadable audio, a bad configuration) ends
 in one line on standard error and a non-zero exit, never a traceback.
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from asr.audio import AudioError
 from asr.checkpoint import ASRModel, ModelFileError, load_model, store_decoding
@@ -24,11 +26,14 @@ from asr.data import (
 )
 from asr.decoding import BeamSearchDecoder, BeamSearchOptions
 from asr.features import FeatureExtractor, accumulate_stats
+from asr.formats import FORMATS, StreamWriter, render
+from asr.inputs import expand_inputs, output_names
 from asr.lm import LanguageModelError, estimate, write_arpa
 from asr.scoring import ScoringError, read_transcripts, score, write_details
 from asr.text import Tokenizer
 from asr.train import ConfigError, Trainer, load_config, resolve_device
-from asr.transcribe import decode_utterances, transcribe_files
+from asr.transcribe import decode_utterances
+from asr.transcriber import Transcriber, TranscribeOptions, load
 from asr.tune import tune_lm
 
 USER_ERRORS = (
@@ -123,17 +128,54 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    model = load_model(args.model, resolve_device(args.device))
-    failures = 0
-    for path, result in transcribe_files(model, args.audio, args.batch_size, beam_decoder(model, args)):
-        if isinstance(result, AudioError):
-            failures += 1
-            print(f"error: {result}", file=sys.stderr, flush=True)
-        else:
-            print(f"{path}\t{result}", flush=True)
+    """Transcribe files, folders, patterns or manifests to standard output or one file each."""
+    files, problems = expand_inputs(args.audio)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if args.format in ("srt", "vtt") and len(files) > 1 and not args.output_dir:
+        raise ConfigError(f"{args.format} subtitles of {len(files)} recordings need --output-dir (one file each)")
+    transcriber = load_transcriber(args)
+    names = output_names(files, args.format) if args.output_dir else {}
+    writer = StreamWriter(sys.stdout, args.format)
+    failures = len(problems)
+    with tqdm(total=len(files), unit="file", disable=len(files) <= 3 or not sys.stderr.isatty(), file=sys.stderr) as progress:
+        for transcript in transcriber.stream(files):
+            progress.update()
+            if transcript.error is not None:
+                failures += 1
+                progress.write(f"error: {transcript.source}: {transcript.error}", file=sys.stderr)
+            elif args.output_dir:
+                out = Path(args.output_dir) / names[transcript.source]
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(render(transcript, args.format), encoding="utf-8")
+            else:
+                writer.write(transcript)
+    if not args.output_dir:
+        writer.close()
     if failures:
-        print(f"error: {failures} of {len(args.audio)} files could not be transcribed", file=sys.stderr)
+        print(f"error: {failures} of {len(files) + len(problems)} inputs could not be transcribed", file=sys.stderr)
     return 1 if failures else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the model over HTTP until interrupted."""
+    try:
+        import uvicorn
+
+        from asr.serve import create_app
+    except ImportError as error:
+        raise ConfigError(str(error)) from None
+    app = create_app(load_transcriber(args), int(args.max_upload_mb * 2**20), args.max_batch)
+    print(f"serving {args.model} on http://{args.host}:{args.port} (API documentation at /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def load_transcriber(args: argparse.Namespace) -> Transcriber:
+    """The model (and LM) that ``transcribe`` and ``serve`` ask for."""
+    options = TranscribeOptions(batch_seconds=args.batch_seconds)
+    beam = {name: getattr(args, name) for name in BEAM_OPTION_NAMES}
+    return load(args.model, args.device, args.lm, options, **beam)
 
 
 def cmd_lm(args: argparse.Namespace) -> int:
@@ -170,10 +212,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+BEAM_OPTION_NAMES = ("lm_weight", "word_score", "beam_size", "beam_size_token", "beam_threshold", "lexicon")
+
+
 def beam_options(model: ASRModel, args: argparse.Namespace) -> BeamSearchOptions:
     """Defaults, then the values tuned into the model file, then what the command line says."""
     options = BeamSearchOptions(**model.decoding)
-    for name in ("lm_weight", "word_score", "beam_size", "beam_size_token", "beam_threshold", "lexicon"):
+    for name in BEAM_OPTION_NAMES:
         if getattr(args, name, None) is not None:
             setattr(options, name, getattr(args, name))
     return options
@@ -197,6 +242,13 @@ def add_beam_options(p: argparse.ArgumentParser, lm_required: bool = False) -> N
         "--lexicon",
         action=argparse.BooleanOptionalAction,
         help="--no-lexicon allows words outside the LM's vocabulary (default: as tuned, else --lexicon)",
+    )
+
+
+def add_runtime_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: a GPU if there is one)")
+    p.add_argument(
+        "--batch-seconds", type=float, default=60.0, help="padded audio per batch: recordings and windows by duration"
     )
 
 
@@ -263,13 +315,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="greedy", help="the decoding's name in the results file, e.g. beam_lm")
     p.set_defaults(run=cmd_score)
 
-    p = commands.add_parser("transcribe", help="print PATH<TAB>TRANSCRIPT for each audio file")
+    p = commands.add_parser("transcribe", help="transcribe audio files, folders, patterns or manifests")
     p.add_argument("model", help="model file (model.pt)")
-    p.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, OGG, SPHERE; any rate and channels)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "audio", nargs="+", help="audio files (WAV, FLAC, OGG, SPHERE; any rate), folders, glob patterns, manifests"
+    )
+    p.add_argument("--format", choices=FORMATS, default="txt", help="txt on standard output is SOURCE<TAB>TEXT")
+    p.add_argument("--output-dir", help="write one file per input here, named after it, instead of standard output")
+    add_runtime_options(p)
     add_beam_options(p)
     p.set_defaults(run=cmd_transcribe)
+
+    p = commands.add_parser("serve", help="serve a model over HTTP (POST /transcribe, GET /health)")
+    p.add_argument("model", help="model file (model.pt)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=100.0, help="larger uploads get 413")
+    p.add_argument("--max-batch", type=int, default=8, help="most uploads transcribed together")
+    add_runtime_options(p)
+    add_beam_options(p)
+    p.set_defaults(run=cmd_serve)
     return parser
 
 
@@ -283,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as other commands do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

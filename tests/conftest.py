@@ -11,8 +11,12 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
+from asr.cli import main
+from asr.data import Utterance, make_utterance, write_manifest
 from asr.download import safe_extract
+from asr.train import Trainer, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CANDIDATES = [
@@ -51,3 +55,37 @@ def an4_files(an4_dir: Path) -> list[Path]:
     """A dozen training utterances of three speakers, sorted."""
     files = sorted((an4_dir / "wav" / "an4_clstk").glob("f*/*.sph"))
     return files[:12]
+
+
+@pytest.fixture(scope="session")
+def an4_texts(an4_dir: Path) -> dict[str, str]:
+    """Training transcripts by utterance id, as in ``etc/an4_train.transcription``."""
+    lines = (an4_dir / "etc" / "an4_train.transcription").read_text().splitlines()
+    pairs = (line.rsplit("(", 1) for line in lines)
+    return {utt.strip(" )"): text.replace("<s>", "").replace("</s>", "") for text, utt in pairs}
+
+
+@pytest.fixture(scope="session")
+def memorized_model(an4_files: list[Path], an4_texts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Utterance]]:
+    """A small real model trained (about a minute) until it knows a dozen AN4 utterances by heart.
+
+    A model that transcribes its inputs correctly is what the tests of long
+    recordings, timestamps and the service need to make exact claims; it is
+    trained with concatenation so that it also knows them joined end to end.
+    """
+    root = tmp_path_factory.mktemp("memorized")
+    utterances = [make_utterance(path, an4_texts[path.stem]) for path in an4_files]
+    write_manifest(root / "train.jsonl", utterances)
+    (root / "config.yaml").write_text(yaml.safe_dump(MEMORIZE))
+    assert main(["stats", "--config", str(root / "config.yaml"), "--manifest", str(root / "train.jsonl"), "--out", str(root / "stats.json"), "--num-workers", "0"]) == 0
+    config = load_config(root / "config.yaml")
+    Trainer(config, root / "train.jsonl", None, root / "stats.json", root / "exp").run()
+    return root / "exp" / "model.pt", utterances
+
+
+MEMORIZE = {
+    "model": {"conv_channels": 64, "hidden_size": 96, "num_layers": 2, "dropout": 0.0},
+    "augment": {"concat_prob": 0.9, "freq_masks": 0, "time_masks": 0},
+    "optim": {"epochs": 150, "max_batch_frames": 1000, "lr": 0.004, "warmup_steps": 10, "sortagrad_epochs": 0},
+    "num_workers": 0,
+}

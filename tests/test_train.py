@@ -19,17 +19,10 @@ TINY = {
 }
 
 
-def transcripts(an4_dir: Path) -> dict[str, str]:
-    lines = (an4_dir / "etc" / "an4_train.transcription").read_text().splitlines()
-    pairs = (line.rsplit("(", 1) for line in lines)
-    return {utt.strip(" )"): text.replace("<s>", "").replace("</s>", "") for text, utt in pairs}
-
-
 @pytest.fixture(scope="module")
-def setup(an4_dir: Path, an4_files: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def setup(an4_texts: dict[str, str], an4_files: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("train")
-    texts = transcripts(an4_dir)
-    utterances = [make_utterance(path, texts[path.stem]) for path in an4_files]
+    utterances = [make_utterance(path, an4_texts[path.stem]) for path in an4_files]
     write_manifest(root / "train.jsonl", utterances[:10])
     write_manifest(root / "dev.jsonl", utterances[10:])
     (root / "tiny.yaml").write_text(yaml.safe_dump(TINY))
