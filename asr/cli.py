@@ -15,6 +15,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from asr import bench
 from asr.audio import AudioError
 from asr.checkpoint import ASRModel, ModelFileError, load_model, store_decoding
 from asr.data import (
@@ -335,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_runtime_options(p)
     add_beam_options(p)
     p.set_defaults(run=cmd_serve)
+    p = commands.add_parser("bench", help="training and inference speed of a configuration on this machine")
+    bench.add_arguments(p)
+    p.set_defaults(run=bench.run)
     return parser
 
 

@@ -218,6 +218,12 @@ class BucketBatchSampler(Sampler[list[int | tuple[int, int]]]):
     With ``concat_prob``, each utterance is paired with a random other one
     that often (an epoch's draw), and the batch holds the pair ``(i, j)``, which
     :class:`SpeechDataset` joins; the pair's length counts against the cap.
+
+    Under torch.distributed every rank forms the same batches (same seed and
+    epoch) and takes every ``world_size``-th one from ``rank`` on. An epoch
+    keeps a multiple of ``world_size * batches_per_step`` batches, so that every
+    rank makes the same number of whole optimizer steps; the few left over are
+    another epoch's, as the shuffle changes.
     """
 
     def __init__(
@@ -229,9 +235,13 @@ class BucketBatchSampler(Sampler[list[int | tuple[int, int]]]):
         jitter: float = 0.1,
         sorted_epochs: int = 0,
         concat_prob: float = 0.0,
+        rank: int = 0,
+        world_size: int = 1,
+        batches_per_step: int = 1,
     ) -> None:
         self.frames = frames
         self.concat_prob = concat_prob
+        self.rank, self.world_size, self.batches_per_step = rank, world_size, batches_per_step
         self.max_batch_frames = max_batch_frames
         self.shuffle = shuffle
         self.seed = seed
@@ -266,7 +276,11 @@ class BucketBatchSampler(Sampler[list[int | tuple[int, int]]]):
             batches.append(current)
         if self.shuffle and self.epoch >= self.sorted_epochs:
             rng.shuffle(batches)
-        return batches
+        group = self.world_size * self.batches_per_step
+        whole = len(batches) // group * group
+        # Fewer batches than one step needs (a tiny set): repeat them to make one.
+        batches = batches[:whole] if whole else (batches * group)[:group]
+        return batches[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[list[int | tuple[int, int]]]:
         return iter(self.batches())

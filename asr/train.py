@@ -11,19 +11,23 @@ Everything a run makes goes into its experiment folder:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from asr import distributed
 from asr.augment import AugmentConfig, SpecAugment, SpeedPerturbation
 from asr.checkpoint import ASRModel, atomic_save, save_model
 from asr.data import (
@@ -53,6 +57,7 @@ class OptimConfig:
     grad_clip: float = 5.0
     sortagrad_epochs: int = 1  # epochs whose batches come shortest first
     average_best: int = 0  # at the end, average the weights of this many best epochs by dev WER
+    accumulate_grad: int = 1  # batches per optimizer step (per rank): a larger step without the memory
 
 
 @dataclass
@@ -149,10 +154,10 @@ class Trainer:
     ) -> None:
         self.config = config
         self.exp_dir = Path(exp_dir)
-        self.device = resolve_device(config.device)
+        self.dist, self.device = distributed.setup(resolve_device(config.device))
         self.amp_dtype = autocast_dtype(config.precision, self.device)
         random.seed(config.seed)
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
 
         stats = load_stats(stats_path)
         self.tokenizer = Tokenizer(stats["vocabulary"])
@@ -166,13 +171,17 @@ class Trainer:
         self.features.to(self.device)
         self.model.to(self.device)
         self.specaugment = SpecAugment(config.augment).to(self.device)
+        self.ddp = self.model
+        if self.dist.enabled:
+            self.ddp = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+            torch.manual_seed(config.seed + self.dist.rank)  # but each rank its own augmentation
 
         hop = config.features.hop_ms / 1000
         self.train_set, problems = encodable(read_manifest(train_manifest), self.tokenizer, self.output_frames)
         for problem in problems:
-            print(f"warning: left out of training: {problem}")
+            self.log(f"warning: left out of training: {problem}")
         if problems:
-            print(f"left out {len(problems)} of {len(self.train_set) + len(problems)} training utterances")
+            self.log(f"left out {len(problems)} of {len(self.train_set) + len(problems)} training utterances")
         if not self.train_set:
             raise ManifestError(f"{train_manifest}: no usable training utterances")
         self.dev_set = read_manifest(dev_manifest) if dev_manifest else []
@@ -182,6 +191,9 @@ class Trainer:
             seed=config.seed,
             sorted_epochs=config.optim.sortagrad_epochs,
             concat_prob=config.augment.concat_prob,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            batches_per_step=config.optim.accumulate_grad,
         )
         self.loader = DataLoader(
             SpeechDataset(
@@ -200,7 +212,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
         )
-        total_steps = config.optim.epochs * len(self.sampler)
+        total_steps = config.optim.epochs * (len(self.sampler) // config.optim.accumulate_grad)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
             lambda step: lr_factor(step, config.optim.warmup_steps, total_steps, config.optim.final_lr_ratio),
@@ -248,11 +260,18 @@ class Trainer:
         self.best_wer, self.nonfinite_steps = saved["best_wer"], saved["nonfinite_steps"]
         self.snapshots, self.averaged = [tuple(s) for s in saved["snapshots"]], saved["averaged"]
         torch.set_rng_state(saved["rng"].cpu())
+        if self.dist.enabled:  # the checkpoint holds rank 0's random state; the others draw their own
+            torch.manual_seed(self.config.seed + self.dist.rank + 7919 * self.epoch)
         metrics = self.exp_dir / "metrics.jsonl"
-        if metrics.exists():  # drop lines of an epoch that ended after its checkpoint
+        if metrics.exists() and self.dist.is_main:  # drop lines of an epoch that ended after its checkpoint
             kept = [l for l in metrics.read_text().splitlines() if json.loads(l)["epoch"] <= self.epoch]
             metrics.write_text("".join(line + "\n" for line in kept))
-        print(f"resumed from {self.exp_dir / 'checkpoint.pt'} after epoch {self.epoch}")
+        self.log(f"resumed from {self.exp_dir / 'checkpoint.pt'} after epoch {self.epoch}")
+
+    def log(self, message: str) -> None:
+        """Print on rank 0 only, so that N processes do not say everything N times."""
+        if self.dist.is_main:
+            print(message, flush=True)
 
     def asr_model(self, model: CTCModel | None = None, **info: Any) -> ASRModel:
         info = {"epoch": self.epoch, "config": asdict(self.config), **info}
@@ -260,26 +279,26 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------
 
-    def train_step(self, batch: Batch, augment: bool) -> float | None:
-        """One optimizer step; returns the mean loss per utterance, or None if it was skipped."""
-        waveforms = batch.waveforms.to(self.device, non_blocking=True)
-        lengths = batch.lengths.to(self.device)
-        features, frames = self.features(waveforms, lengths)
-        if augment:
-            features = self.specaugment(features)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            log_probs, out_lengths = self.model(features, frames)
-        # CTC in float32 whatever the autocast (log_probs already are), summed per utterance.
-        loss = self.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lengths.cpu(), batch.target_lengths)
-        loss = loss / len(batch.indices)
-        if not torch.isfinite(loss):
-            self.nonfinite_steps += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
-        self.scaler.scale(loss).backward()
+    def train_step(self, batches: list[Batch], augment: bool) -> float | None:
+        """One optimizer step over ``batches`` (``optim.accumulate_grad`` of them; under DDP, this rank's).
+
+        Each batch's loss is its mean per utterance, divided by the number of
+        batches, so a step's gradient is the mean over its batches (and DDP
+        averages it over ranks): N ranks, or N accumulated batches on one
+        process, make the same update. A non-finite loss makes the gradient
+        non-finite on every rank alike, so all ranks skip that step together.
+        Returns the step's loss, or None if it was skipped.
+        """
+        total = torch.zeros((), device=self.device)
+        for index, batch in enumerate(batches):
+            last = index == len(batches) - 1
+            with self.ddp.no_sync() if self.dist.enabled and not last else contextlib.nullcontext():
+                loss = self.loss(batch, augment) / len(batches)
+                self.scaler.scale(loss).backward()
+            total += loss.detach()
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
-        if not torch.isfinite(grad_norm):
+        if not torch.isfinite(grad_norm):  # the one host-device synchronisation of a step
             self.nonfinite_steps += 1
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.update()
@@ -289,15 +308,51 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.step += 1
-        return loss.item()
+        return total.item()
+
+    def loss(self, batch: Batch, augment: bool) -> torch.Tensor:
+        """CTC loss of a batch, summed per utterance and averaged over utterances."""
+        waveforms = batch.waveforms.to(self.device, non_blocking=True)
+        lengths = batch.lengths.to(self.device)
+        features, frames = self.features(waveforms, lengths)
+        if augment:
+            features = self.specaugment(features)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            log_probs, out_lengths = self.ddp(features, frames)
+        # CTC in float32 whatever the autocast (log_probs already are), summed per utterance.
+        loss = self.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lengths.cpu(), batch.target_lengths)
+        return loss / len(batch.indices)
+
+    def steps(self) -> Iterator[list[Batch]]:
+        """This epoch's batches, ``optim.accumulate_grad`` at a time.
+
+        A batch whose files all failed to load is None; it is left out, and a
+        step left with no batch at all is skipped on one process, while under
+        DDP it is made of the last good batch again so that every rank takes
+        part in the gradient exchange.
+        """
+        group: list[Batch] = []
+        last_good: Batch | None = None
+        for position, batch in enumerate(self.loader, start=1):
+            if batch is not None:
+                group.append(batch)
+                last_good = batch
+            if position % self.config.optim.accumulate_grad == 0:
+                if not group and self.dist.enabled and last_good is not None:
+                    group = [last_good]
+                if group:
+                    yield group
+                group = []
 
     def run(self) -> None:
         self.exp_dir.mkdir(parents=True, exist_ok=True)
-        (self.exp_dir / "config.yaml").write_text(yaml.safe_dump(asdict(self.config), sort_keys=False))
-        print(
+        if self.dist.is_main:
+            (self.exp_dir / "config.yaml").write_text(yaml.safe_dump(asdict(self.config), sort_keys=False))
+        ranks = f" on each of {self.dist.world_size} processes" if self.dist.enabled else ""
+        self.log(
             f"training {self.model.num_parameters() / 1e6:.2f} M parameters on {self.device}"
             f" ({self.amp_dtype or torch.float32}), {len(self.train_set)} utterances,"
-            f" {len(self.sampler)} batches an epoch"
+            f" {len(self.sampler)} batches an epoch{ranks}"
         )
         run_start = time.perf_counter()
         while self.epoch < self.config.optim.epochs:
@@ -305,36 +360,46 @@ class Trainer:
             augment = self.epoch >= self.config.augment.specaugment_from_epoch
             self.model.train()
             start = time.perf_counter()
-            losses, audio_seconds = [], 0.0
-            bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{self.config.optim.epochs}", leave=False, disable=None)
-            for batch in bar:
-                if batch is None:
-                    continue
-                loss = self.train_step(batch, augment)
-                audio_seconds += batch.lengths.sum().item() / self.config.features.sample_rate
+            loss_sum, loss_count, audio_seconds = 0.0, 0, 0.0
+            bar = tqdm(
+                self.steps(),
+                desc=f"epoch {self.epoch + 1}/{self.config.optim.epochs}",
+                leave=False,
+                disable=None if self.dist.is_main else True,
+            )
+            for batches in bar:
+                loss = self.train_step(batches, augment)
+                audio_seconds += sum(b.lengths.sum().item() for b in batches) / self.config.features.sample_rate
                 if loss is not None:
-                    losses.append(loss)
+                    loss_sum, loss_count = loss_sum + loss, loss_count + 1
                     bar.set_postfix(loss=f"{loss:.2f}")
             train_seconds = time.perf_counter() - start
+            loss_sum, loss_count, audio_seconds = distributed.sum_over_ranks(
+                [loss_sum, loss_count, audio_seconds], self.dist, self.device
+            )
             self.epoch += 1
             record = {
                 "epoch": self.epoch,
                 "step": self.step,
                 "lr": self.scheduler.get_last_lr()[0],
-                "train_loss": sum(losses) / max(1, len(losses)),
+                "train_loss": loss_sum / max(1, loss_count),
                 "train_seconds": round(train_seconds, 2),
-                "throughput": round(audio_seconds / train_seconds, 1),  # audio s per wall s
+                "throughput": round(audio_seconds / train_seconds, 1),  # audio s per wall s, all ranks
                 "nonfinite_steps": self.nonfinite_steps,
             }
-            record.update(self.evaluate())
-            record["elapsed"] = round(time.perf_counter() - run_start, 1)
-            self.save(record)
-            print(
+            if self.dist.is_main:  # the others wait: evaluation and writing are rank 0's
+                record.update(self.evaluate())
+                record["elapsed"] = round(time.perf_counter() - run_start, 1)
+                self.save(record)
+            distributed.barrier(self.dist)
+            self.log(
                 f"epoch {self.epoch}: loss {record['train_loss']:.3f}, dev WER {record.get('dev_wer', float('nan')):.2f}%,"
                 f" {record['throughput']:.0f} s of audio per s, {train_seconds:.1f} s"
             )
-        if len(self.snapshots) > 1 and not self.averaged:
+        if len(self.snapshots) > 1 and not self.averaged and self.dist.is_main:
             self.average_snapshots()
+        self.ddp = self.model  # DDP's reducer must go before its process group, or the exit may abort
+        distributed.teardown(self.dist)
 
     def evaluate(self, model: CTCModel | None = None) -> dict[str, float]:
         """Greedy dev WER and CER of the model being trained, or of ``model``."""

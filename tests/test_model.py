@@ -40,7 +40,7 @@ def test_rejects_unsupported_subsampling() -> None:
 
 
 def test_bilstm_equals_torch_packed_bidirectional_lstm() -> None:
-    """Our padded BiLSTM computes exactly what nn.LSTM over packed sequences does."""
+    """Our BiLSTM, padded (the CPU's form) or packed (the GPU's), computes what nn.LSTM over packed sequences does."""
     torch.manual_seed(0)
     ours = BiLSTM(8, 6, num_layers=2, dropout=0.0).eval()
     reference = nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True).eval()
@@ -52,9 +52,10 @@ def test_bilstm_equals_torch_packed_bidirectional_lstm() -> None:
     x, lengths = torch.randn(3, 11, 8), torch.tensor([11, 4, 7])
     packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
     expected, _ = nn.utils.rnn.pad_packed_sequence(reference(packed)[0], batch_first=True)
-    got = ours(x, lengths)
-    for row, n in enumerate(lengths.tolist()):
-        torch.testing.assert_close(got[row, :n], expected[row, :n])
+    for packed in (False, True):
+        got = ours(x, lengths, packed=packed)
+        for row, n in enumerate(lengths.tolist()):
+            torch.testing.assert_close(got[row, :n], expected[row, :n])
 
 
 def test_reverse_padded_keeps_padding_in_place() -> None:

@@ -83,10 +83,10 @@ def test_nonfinite_loss_is_skipped_and_counted(setup: dict[str, Path], tmp_path:
     before = [p.detach().clone() for p in trainer.model.parameters()]
     batch = next(iter(trainer.loader))
     poisoned = Batch(batch.indices, batch.waveforms * float("nan"), batch.lengths, batch.targets, batch.target_lengths)
-    assert trainer.train_step(poisoned, augment=False) is None
+    assert trainer.train_step([poisoned], augment=False) is None
     assert trainer.nonfinite_steps == 1 and trainer.step == 0
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
-    assert trainer.train_step(batch, augment=True) is not None
+    assert trainer.train_step([batch], augment=True) is not None
     assert trainer.step == 1
 
 
