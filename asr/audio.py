@@ -32,10 +32,10 @@ class AudioError(Exception):
 
 def audio_info(path: str | Path) -> tuple[int, int]:
     """Return ``(num_frames, sample_rate)`` from the header, without decoding."""
+    if not Path(path).is_file():  # libsndfile would only say "System error."
+        raise AudioError(path, "no such file")
     try:
         info = soundfile.info(str(path))
-    except FileNotFoundError:
-        raise AudioError(path, "no such file") from None
     except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
         raise AudioError(path, f"not readable as audio ({_short(error)})") from None
     if info.frames <= 0:

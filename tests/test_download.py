@@ -1,10 +1,14 @@
+import hashlib
+import http.server
 import io
+import socket
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
 
-from asr.download import DownloadError, download, safe_extract, sha256sum
+from asr.download import DownloadError, checksum, download, safe_extract
 
 
 def make_tar(path: Path, members: list[tarfile.TarInfo]) -> None:
@@ -53,6 +57,47 @@ def test_not_an_archive(tmp_path: Path) -> None:
 def test_existing_download_is_verified(tmp_path: Path) -> None:
     archive = tmp_path / "a.tar.gz"
     archive.write_bytes(b"content")
-    assert download("http://unused.invalid/a.tar.gz", archive, {sha256sum(archive)}) == archive
+    assert download("http://unused.invalid/a.tar.gz", archive, {checksum(archive)}) == archive
     with pytest.raises(DownloadError, match="not a known checksum"):
         download("http://unused.invalid/a.tar.gz", archive, {"0" * 64})
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``payload`` and honours ``Range: bytes=N-``, as openslr's servers do."""
+
+    payload = bytes(range(256)) * 400
+    fail_after: int | None = None  # the first request dies after this many bytes
+
+    def do_GET(self) -> None:
+        start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
+        body = self.payload[start:]
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if RangeHandler.fail_after is not None:
+            self.wfile.write(body[: RangeHandler.fail_after])
+            RangeHandler.fail_after = None
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_interrupted_download_resumes_where_it_stopped(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/subset.tar.gz"
+    expected = hashlib.md5(RangeHandler.payload).hexdigest()
+    RangeHandler.fail_after = 30000
+    with pytest.raises(DownloadError, match="run again to resume"):
+        download(url, tmp_path / "subset.tar.gz", {expected}, "md5")
+    assert (tmp_path / "subset.tar.gz.part").stat().st_size == 30000
+    assert download(url, tmp_path / "subset.tar.gz", {expected}, "md5").read_bytes() == RangeHandler.payload
+    assert not (tmp_path / "subset.tar.gz.part").exists()
+    with pytest.raises(DownloadError, match="not a known checksum"):
+        download(url, tmp_path / "other.tar.gz", {"0" * 32}, "md5")
+    assert not (tmp_path / "other.tar.gz.part").exists()  # a corrupt download is not kept to be "resumed"
+    server.shutdown()
