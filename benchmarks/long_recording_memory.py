@@ -4,7 +4,8 @@
 
 joins utterances (AN4's test set by default) end to end into one WAV file of
 each length, transcribes each in a fresh process, and prints the process's
-peak resident memory, its speed and how many words came out. Windows are
+peak resident memory, its speed, and the WER against the joined transcripts
+when ``--audio`` is a manifest (else how many words came out). Windows are
 read from the file one at a time, so the peak should not grow with the length.
 """
 
@@ -22,7 +23,9 @@ import numpy as np
 import soundfile
 
 from asr.audio import load_audio
+from asr.data import read_manifest
 from asr.inputs import expand_inputs
+from asr.scoring import score
 
 # Run in the child: transcribe, then report the peak resident set (Linux: ru_maxrss is in KiB).
 CHILD = """
@@ -34,19 +37,20 @@ sys.exit(code)
 """
 
 
-def write_joined(files: list[str], minutes: float, path: Path, sample_rate: int = 16000) -> float:
-    """Write ``files`` end to end (repeating them) until ``minutes``; returns the seconds written."""
+def write_joined(files: list[str], texts: list[str], minutes: float, path: Path, sample_rate: int = 16000) -> tuple[float, str]:
+    """Write ``files`` end to end (repeating them) until ``minutes``; the seconds written and their joined texts."""
     target = int(minutes * 60 * sample_rate)
-    written = 0
+    written, reference = 0, []
     with soundfile.SoundFile(path, "w", samplerate=sample_rate, channels=1, subtype="PCM_16") as out:
         while written < target:
-            for name in files:
+            for name, text in zip(files, texts):
                 samples = load_audio(name, sample_rate).numpy()
                 out.write(np.clip(samples, -1, 1))
                 written += len(samples)
+                reference.append(text)
                 if written >= target:
                     break
-    return written / sample_rate
+    return written / sample_rate, " ".join(reference)
 
 
 def measure(model: str, audio: Path, extra: list[str]) -> dict:
@@ -58,7 +62,7 @@ def measure(model: str, audio: Path, extra: list[str]) -> dict:
     )
     wall = time.perf_counter() - start
     transcript = json.loads(result.stdout)
-    return {"peak_mb": int(result.stderr.strip().splitlines()[-1]), "wall": wall, "words": len(transcript["words"])}
+    return {"peak_mb": int(result.stderr.strip().splitlines()[-1]), "wall": wall, "text": transcript["text"]}
 
 
 def main() -> None:
@@ -69,21 +73,32 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON line per length instead of a sentence")
     parser.add_argument("--device", default="cpu")
     args, extra = parser.parse_known_args()  # anything else goes to asr transcribe (--lm ...)
-    files, problems = expand_inputs([args.audio])
-    if problems or not files:
-        sys.exit(f"error: {args.audio}: no audio to join")
+    if args.audio.endswith(".jsonl"):  # a manifest: its transcripts give the joined recording's WER
+        utterances = read_manifest(args.audio)
+        files, texts = [u.audio_filepath for u in utterances], [u.text for u in utterances]
+    else:
+        files, problems = expand_inputs([args.audio])
+        if problems or not files:
+            sys.exit(f"error: {args.audio}: no audio to join")
+        texts = [""] * len(files)
     with tempfile.TemporaryDirectory() as folder:
         for minutes in args.minutes:
             path = Path(folder) / f"{minutes:g}min.wav"
-            seconds = write_joined(files, minutes, path)
+            seconds, reference = write_joined(files, texts, minutes, path)
             figures = measure(args.model, path, ["--device", args.device, *extra])
             path.unlink()
+            text = figures.pop("text")
+            if reference.strip():
+                figures["wer"] = round(score({"joined": reference}, {"joined": text}).wer, 2)
+            else:
+                figures["words"] = len(text.split())
             if args.json:
                 print(json.dumps({"minutes": minutes, "seconds": round(seconds, 1), **figures}), flush=True)
             else:
+                outcome = f"WER {figures['wer']:.2f}% against the joined transcripts" if "wer" in figures else f"{figures['words']} words"
                 print(
                     f"{minutes:g} min: peak resident memory {figures['peak_mb']} MB, {figures['wall']:.1f} s wall"
-                    f" ({seconds / figures['wall']:.0f}x real time), {figures['words']} words",
+                    f" ({seconds / figures['wall']:.0f}x real time), {outcome}",
                     flush=True,
                 )
 
