@@ -44,18 +44,9 @@ def audio_info(path: str | Path) -> tuple[int, int]:
 
 
 def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
-    """Load ``path`` as a 1-D float32 tensor at ``sample_rate``, mixed to mono."""
-    if not Path(path).is_file():
-        raise AudioError(path, "no such file")
-    try:
-        samples, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
-        raise AudioError(path, f"not readable as audio ({_short(error)})") from None
-    if samples.size == 0:
-        raise AudioError(path, "contains no audio samples")
-    if not np.isfinite(samples).all():
-        raise AudioError(path, "contains non-finite samples")
-    return prepare_waveform(torch.from_numpy(samples.mean(axis=1)), file_rate, sample_rate)
+    """Load ``path`` whole as a 1-D float32 tensor at ``sample_rate``, mixed to mono."""
+    with Recording(path, str(path)) as recording:
+        return recording.read(sample_rate)
 
 
 class Recording:
@@ -103,6 +94,10 @@ class Recording:
             yield prepare_waveform(self._read(first, count), self.rate, sample_rate), last
             if last:
                 return
+
+    def read(self, sample_rate: int) -> torch.Tensor:
+        """The whole recording as one mono waveform at ``sample_rate``."""
+        return prepare_waveform(self._read(0, self.frames), self.rate, sample_rate)
 
     def _read(self, first: int, count: int) -> torch.Tensor:
         if self._file is None:

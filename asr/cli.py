@@ -25,7 +25,7 @@ from asr.data import (
     read_manifest,
     refuse_test_data,
 )
-from asr.decoding import BeamSearchDecoder, BeamSearchOptions
+from asr.decoding import BeamSearchDecoder, BeamSearchOptions, tuned_options
 from asr.features import FeatureExtractor, accumulate_stats
 from asr.formats import FORMATS, StreamWriter, render
 from asr.inputs import expand_inputs, output_names
@@ -218,11 +218,7 @@ BEAM_OPTION_NAMES = ("lm_weight", "word_score", "beam_size", "beam_size_token", 
 
 def beam_options(model: ASRModel, args: argparse.Namespace) -> BeamSearchOptions:
     """Defaults, then the values tuned into the model file, then what the command line says."""
-    options = BeamSearchOptions(**model.decoding)
-    for name in BEAM_OPTION_NAMES:
-        if getattr(args, name, None) is not None:
-            setattr(options, name, getattr(args, name))
-    return options
+    return tuned_options(model.decoding, **{name: getattr(args, name, None) for name in BEAM_OPTION_NAMES})
 
 
 def beam_decoder(model: ASRModel, args: argparse.Namespace) -> BeamSearchDecoder | None:

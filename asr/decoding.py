@@ -59,6 +59,11 @@ class BeamSearchOptions:
     lexicon: bool = True  # words restricted to the LM's vocabulary; False: any spelling, unknown words scored as <unk>
 
 
+def tuned_options(tuned: dict, **overrides: float | int | bool | None) -> BeamSearchOptions:
+    """Defaults, then the values tuned into a model file (``asr tune``), then every override that is not None."""
+    return BeamSearchOptions(**{**tuned, **{name: value for name, value in overrides.items() if value is not None}})
+
+
 class BeamSearchDecoder:
     """CTC prefix beam search with a KenLM word n-gram, through torchaudio's flashlight decoder.
 

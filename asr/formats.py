@@ -60,9 +60,7 @@ class StreamWriter:
         elif self.fmt == "tsv":
             header = "source\t" + TSV_HEADER + "\n" if self.count == 0 else ""
             text = header + "".join(f"{transcript.source}\t{_tsv_row(w)}\n" for w in transcript.words)
-        elif self.fmt in ("srt", "vtt") and self.count > 0:
-            raise ValueError(f"{self.fmt} subtitles of several recordings need --output-dir (one file each)")
-        else:
+        else:  # jsonl, and srt/vtt of one recording (the command refuses several before it starts)
             text = render(transcript, self.fmt)
         self.out.write(text)
         self.out.flush()

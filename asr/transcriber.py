@@ -32,7 +32,7 @@ import torch
 from asr.alignment import Word, align_words
 from asr.audio import AudioError, Recording
 from asr.checkpoint import ASRModel, load_model
-from asr.decoding import BeamSearchDecoder, BeamSearchOptions, greedy_decode
+from asr.decoding import BeamSearchDecoder, greedy_decode, tuned_options
 from asr.train import resolve_device
 from asr.transcribe import emissions
 
@@ -106,12 +106,14 @@ class Transcriber:
         """Transcripts in input order, each yielded as soon as it is complete (inputs are read lazily)."""
         jobs: list[_Job] = []
         pool: list[_Window] = []  # windows read ahead, so that batches can be formed from similar lengths
+        pooled = 0  # their samples
         budget = self.options.batch_seconds * self.sample_rate
         for window in self._windows(inputs, sample_rate, jobs):
             pool.append(window)
-            if sum(w.waveform.numel() for w in pool) >= POOL_BATCHES * budget:
+            pooled += window.waveform.numel()
+            if pooled >= POOL_BATCHES * budget:
                 self._run_pool(pool, budget)
-                pool = []
+                pool, pooled = [], 0
             while jobs and jobs[0].done:
                 yield jobs.pop(0).transcript
         self._run_pool(pool, budget)
@@ -282,6 +284,5 @@ def load(
     asr_model = load_model(path, resolve_device(device))
     decoder = None
     if lm is not None:
-        settings = {**asr_model.decoding, **{k: v for k, v in beam_options.items() if v is not None}}
-        decoder = BeamSearchDecoder(asr_model.tokenizer.vocabulary, lm, BeamSearchOptions(**settings))
+        decoder = BeamSearchDecoder(asr_model.tokenizer.vocabulary, lm, tuned_options(asr_model.decoding, **beam_options))
     return Transcriber(asr_model, decoder, options)
