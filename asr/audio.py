@@ -8,6 +8,7 @@ and the reason, so callers can report a bad file on one line and go on.
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,9 +44,13 @@ def audio_info(path: str | Path) -> tuple[int, int]:
     return info.frames, info.samplerate
 
 
-def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
-    """Load ``path`` whole as a 1-D float32 tensor at ``sample_rate``, mixed to mono."""
-    with Recording(path, str(path)) as recording:
+def load_audio(source: str | Path | bytes, sample_rate: int, name: str | None = None) -> torch.Tensor:
+    """Load a file, or a file's bytes, whole as a 1-D float32 tensor at ``sample_rate``, mixed to mono.
+
+    ``name`` is what errors call the audio (by default the path).
+    """
+    opened = io.BytesIO(source) if isinstance(source, bytes) else source
+    with Recording(opened, name or str(source)) as recording:
         return recording.read(sample_rate)
 
 

@@ -1,10 +1,11 @@
-"""Training-time augmentation: speed perturbation of waveforms, SpecAugment of features.
+"""Training-time augmentation: speed perturbation and silence padding of waveforms, SpecAugment of features.
 
 Neither runs at inference; both are configured by :class:`AugmentConfig`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -30,6 +31,14 @@ class AugmentConfig:
     # then drops or invents words when speech starts mid-window or a recording
     # has longer pauses than the training set's.
     concat_prob: float = 0.0
+    # Silence extension (after Kaldi's extend-wav-with-silence): with this
+    # probability an utterance gets up to ``pad_seconds`` of its own background
+    # noise before it and, drawn separately, after it. Corpora of tightly cut
+    # utterances otherwise teach the model that speech starts and ends within a
+    # fraction of a second of the edges, and a second of room tone in a real
+    # recording then costs whole words.
+    pad_prob: float = 0.0
+    pad_seconds: float = 1.0
 
 
 class SpeedPerturbation:
@@ -42,10 +51,55 @@ class SpeedPerturbation:
         perturbed, _ = self.transform(waveform)
         return perturbed
 
-    @classmethod
-    def from_config(cls, config: AugmentConfig, sample_rate: int) -> SpeedPerturbation | None:
-        """None when the only factor is 1, so that unperturbed training skips the resampler."""
-        return None if list(config.speed_factors) == [1.0] else cls(sample_rate, config.speed_factors)
+
+class SilencePadding:
+    """Extend a waveform, with probability ``prob``, by up to ``max_seconds`` of its own background noise on each side.
+
+    The noise is the quieter of the waveform's first and last ``EDGE_SECONDS``,
+    tiled alternately forwards and backwards: the reflections keep the signal
+    continuous at every seam, so the padding has the room's spectrum and no
+    clicks that a model could learn to look for.
+    """
+
+    EDGE_SECONDS = 0.1
+
+    def __init__(self, sample_rate: int, prob: float, max_seconds: float) -> None:
+        self.sample_rate, self.prob, self.max_seconds = sample_rate, prob, max_seconds
+
+    def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()) >= self.prob:
+            return waveform
+        before, after = (torch.rand(2) * self.max_seconds * self.sample_rate).long().tolist()
+        noise = background_noise(waveform, int(self.EDGE_SECONDS * self.sample_rate))
+        return torch.cat([reflect_tile(noise, before), waveform, reflect_tile(noise, after)])
+
+
+def background_noise(waveform: torch.Tensor, samples: int) -> torch.Tensor:
+    """The lower-energy of the waveform's first and last ``samples``."""
+    head, tail = waveform[:samples], waveform[-samples:]
+    return head if head.square().mean() <= tail.square().mean() else tail
+
+
+def reflect_tile(segment: torch.Tensor, length: int) -> torch.Tensor:
+    """``length`` samples of ``segment``, its reversal, the segment, ... (continuous at each seam)."""
+    repeats = length // (2 * segment.numel()) + 1
+    return torch.cat([segment, segment.flip(0)] * repeats)[:length]
+
+
+class WaveformAugmentation:
+    """Speed perturbation then silence padding, each where configured (a class, so loader workers can pickle it)."""
+
+    def __init__(self, config: AugmentConfig, sample_rate: int) -> None:
+        self.steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
+        if list(config.speed_factors) != [1.0]:
+            self.steps.append(SpeedPerturbation(sample_rate, config.speed_factors))
+        if config.pad_prob > 0:
+            self.steps.append(SilencePadding(sample_rate, config.pad_prob, config.pad_seconds))
+
+    def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
+        for step in self.steps:
+            waveform = step(waveform)
+        return waveform
 
 
 class SpecAugment(nn.Module):

@@ -1,17 +1,16 @@
 """``asr bench``: how fast a model configuration trains and infers on this machine, without the data pipeline.
 
 Batches of synthetic audio with realistic durations (uniform between 1 and 20
-seconds, or the durations of a real manifest), capped by padded frames as in
-training, go through the real feature extractor, model, CTC loss and
+seconds, or the durations of a real manifest), formed by the training sampler
+(frame cap, concatenation) as in a real run, go through the real feature extractor, model, CTC loss and
 optimizer. Printed for training and for inference: audio seconds per second
 of wall time, peak memory, and model FLOP utilisation: FLOPs counted from the
 layer sizes (multiply-adds of the convolutions, LSTM gates and output layer;
 a training step counted as three forward passes), over wall time, over the
 device's peak, which is printed with where it came from.
 
-Comparing the training figure with a real run's ``throughput`` in
-``metrics.jsonl`` (same configuration, same durations) says how much the data
-pipeline costs.
+What the data pipeline costs on top is measured by
+``benchmarks/data_pipeline.py``: the trainer itself with and without its loader.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import resource
 import time
 from dataclasses import dataclass
@@ -27,9 +25,10 @@ from pathlib import Path
 
 import torch
 
+from asr.data import BucketBatchSampler
 from asr.features import FeatureExtractor
 from asr.model import CTCModel, ModelConfig
-from asr.train import autocast_dtype, load_config, resolve_device
+from asr.train import TrainConfig, autocast_dtype, load_config, resolve_device
 
 # Dense peaks in FLOP/s for the datatypes training uses; the CPU's is computed (see cpu_peak).
 GPU_PEAKS = {"H100": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}, "H200": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}}
@@ -86,18 +85,18 @@ def device_peak(device: torch.device, dtype_name: str, override: float | None) -
     raise SystemExit(f"error: no known peak for {name}; pass --peak-tflops")
 
 
-def make_batches(durations: list[float], max_batch_frames: int, steps: int, seed: int) -> list[list[float]]:
-    """``steps`` batches of durations, grouped by length as the training sampler does."""
-    rng = random.Random(seed)
-    pool = sorted(rng.choice(durations) for _ in range(steps * 64))
-    batches, current = [], []
-    for seconds in pool:
-        if current and int(max(current[-1], seconds) * 100) * (len(current) + 1) > max_batch_frames:
-            batches.append(current)
-            current = []
-        current.append(seconds)
-    batches.append(current)
-    rng.shuffle(batches)
+def make_batches(durations: list[float], config: TrainConfig, steps: int, seed: int) -> list[list[float]]:
+    """``steps`` batches of durations formed as the trainer forms them: its bucketing sampler,
+    frame cap and utterance concatenation, so that the figures compare with a real run's."""
+    hop = config.features.hop_ms / 1000
+    sampler = BucketBatchSampler(
+        [int(seconds / hop) for seconds in durations], config.optim.max_batch_frames, seed=seed, concat_prob=config.augment.concat_prob
+    )
+    batches: list[list[float]] = []
+    while len(batches) < steps:
+        sampler.set_epoch(sampler.epoch + 1)
+        for batch in sampler:
+            batches.append([sum(durations[i] for i in item) if isinstance(item, tuple) else durations[item] for item in batch])
     return batches[:steps]
 
 
@@ -168,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     durations = [float(json.loads(line)["duration"]) for line in Path(args.manifest).read_text().splitlines()] if args.manifest else [1 + 19 * i / 999 for i in range(1000)]
-    batches = make_batches(durations, config.optim.max_batch_frames, args.steps + 2, seed=0)
+    batches = make_batches(durations, config, args.steps + 2, seed=0)
     dtype_name = {torch.bfloat16: "bf16", torch.float16: "fp16", None: "fp32"}[amp]
     peak, peak_source = device_peak(device, dtype_name, args.peak_tflops)
     results = {name: measure(model, features, batches, device, amp, train=name == "training") for name in ("training", "inference")}

@@ -1,4 +1,4 @@
-"""The ``asr`` command: train, decode, score, transcribe and serve, plus ``stats``, ``lm`` and ``tune`` for the recipes.
+"""The ``asr`` command: train, decode, score, transcribe and serve, plus ``stats``, ``shards``, ``lm`` and ``tune`` for the recipes.
 
 A user's mistake (a missing file, unreadable audio, a bad configuration) ends
 in one line on standard error and a non-zero exit, never a traceback.
@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from torch.utils.data import DataLoader
@@ -21,6 +23,7 @@ from asr.checkpoint import ASRModel, ModelFileError, load_model, store_decoding
 from asr.data import (
     ManifestError,
     SpeechDataset,
+    Utterance,
     collate,
     read_manifest,
     refuse_test_data,
@@ -31,10 +34,12 @@ from asr.formats import FORMATS, StreamWriter, render
 from asr.inputs import expand_inputs, output_names
 from asr.lm import LanguageModelError, estimate, write_arpa
 from asr.scoring import ScoringError, read_transcripts, score, write_details
+from asr.shards import read_index, write_shards
+from asr.streaming import ManifestSource
 from asr.text import Tokenizer
 from asr.train import ConfigError, Trainer, load_config, resolve_device
 from asr.transcribe import decode_utterances
-from asr.transcriber import Transcriber, TranscribeOptions, load
+from asr.transcriber import TranscribeOptions, Transcriber, load
 from asr.tune import tune_lm
 
 USER_ERRORS = (
@@ -80,6 +85,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and (exp_dir / "checkpoint.pt").exists():
         trainer.resume()
     trainer.run()
+    return 0
+
+
+def cmd_shards(args: argparse.Namespace) -> int:
+    """Pack a manifest's utterances into WebDataset shards for streamed training (:mod:`asr.shards`)."""
+    if args.shuffle:  # shards are read in order, so the corpus is shuffled once here (the lines are held meanwhile)
+        utterances: Iterable[Utterance] = read_manifest(args.manifest)
+        random.Random(args.seed).shuffle(utterances)
+    else:
+        utterances = (utterance for utterance, _ in ManifestSource(args.manifest)(0, 0, 1))
+    size = write_shards(utterances, args.out_dir, args.utterances_per_shard)
+    shards, _ = read_index(args.out_dir)
+    print(f"wrote {len(shards)} shards of {size.utterances} utterances ({size.seconds / 3600:.2f} h) into {args.out_dir}")
     return 0
 
 
@@ -262,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("train", help="train a model from manifests")
     p.add_argument("--config", required=True, help="training configuration (YAML)")
-    p.add_argument("--train", required=True, help="training manifest (JSON lines)")
+    p.add_argument("--train", required=True, help="training manifest (JSON lines), or a folder of shards from 'asr shards'")
     p.add_argument("--dev", help="dev manifest: picks the best epoch by WER")
     p.add_argument("--stats", required=True, help="statistics file from 'asr stats'")
     p.add_argument("--exp-dir", required=True, help="experiment folder for checkpoints, metrics and model.pt")
@@ -293,6 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     add_beam_options(p, lm_required=True)
     p.set_defaults(run=cmd_tune)
+
+    p = commands.add_parser("shards", help="pack a training manifest into WebDataset shards for streamed training")
+    p.add_argument("manifest")
+    p.add_argument("out_dir", help="folder for shard-NNNNNN.tar and index.json ('asr train --train OUT_DIR')")
+    p.add_argument("--utterances-per-shard", type=int, default=1000)
+    p.add_argument("--no-shuffle", dest="shuffle", action="store_false", help="keep the manifest's order (default: shuffle once)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_shards)
 
     p = commands.add_parser("decode", help="decode a manifest into hyp.txt and ref.txt")
     p.add_argument("model", help="model file (model.pt)")

@@ -38,28 +38,29 @@ class Utterance:
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:
-    """All utterances of a manifest; a malformed line raises :class:`ManifestError`."""
+    """All utterances of a manifest; a malformed line raises :class:`ManifestError`.
+
+    Corpora too large to hold this list are streamed instead (:mod:`asr.streaming`).
+    """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest")
-    utterances = []
     with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-                audio = Path(entry["audio_filepath"])
-                utterances.append(
-                    Utterance(
-                        audio_filepath=str(audio if audio.is_absolute() else path.parent / audio),
-                        duration=float(entry.get("duration", 0.0)),
-                        text=str(entry.get("text", "")),
-                    )
-                )
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                raise ManifestError(f"{path}:{number}: not a manifest line ({error})") from None
-    return utterances
+        return [parse_line(path, number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+
+
+def parse_line(path: Path, number: int, line: str) -> Utterance:
+    """Line ``number`` of manifest ``path``, its audio path resolved against the manifest's folder."""
+    try:
+        entry = json.loads(line)
+        audio = Path(entry["audio_filepath"])
+        return Utterance(
+            audio_filepath=str(audio if audio.is_absolute() else path.parent / audio),
+            duration=float(entry.get("duration", 0.0)),
+            text=str(entry.get("text", "")),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ManifestError(f"{path}:{number}: not a manifest line ({error})") from None
 
 
 _TEST_NAME = re.compile(r"(?<![a-z])(test|eval)(?![a-z])", re.IGNORECASE)  # test, an4test_clstk, test-clean, eval92
@@ -111,29 +112,63 @@ def make_utterance(audio_filepath: str | Path, transcript: str) -> Utterance:
 def encodable(
     utterances: Iterable[Utterance], tokenizer: Tokenizer, output_frames: Callable[[float], int] | None = None
 ) -> tuple[list[Utterance], list[str]]:
-    """Split utterances into those the model can train on and one-line reasons for the rest.
+    """Split utterances into those the model can train on and one-line reasons for the rest (see :func:`problem`)."""
+    kept, problems = [], []
+    for utterance in utterances:
+        reason = problem(utterance, tokenizer, output_frames)
+        if reason:
+            problems.append(reason)
+        else:
+            kept.append(utterance)
+    return kept, problems
+
+
+def problem(utterance: Utterance, tokenizer: Tokenizer, output_frames: Callable[[float], int] | None = None) -> str | None:
+    """Why the model cannot train on an utterance, in one line, or None if it can.
 
     An utterance is left out when its text has characters outside the
     vocabulary, or when ``output_frames(duration)`` says the model will emit fewer
     frames than CTC needs for its label (one per character, plus a blank
     between each pair of repeated characters).
     """
-    kept, problems = [], []
-    for utterance in utterances:
+    try:
+        labels = tokenizer.encode(utterance.text)
+    except TokenizerError as error:
+        return f"{utterance.audio_filepath}: {error}"
+    needed = len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
+    if output_frames is not None and needed > output_frames(utterance.duration):
+        return (
+            f"{utterance.audio_filepath}: label of {needed} CTC steps is longer than its "
+            f"{output_frames(utterance.duration)} output frames"
+        )
+    return None
+
+
+AudioSource = str | bytes  # where an utterance's audio is: a file, or the file's bytes (from a shard)
+
+
+def load_example(
+    parts: list[tuple[Utterance, AudioSource]],
+    tokenizer: Tokenizer | None,
+    sample_rate: int,
+    perturb: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> tuple[torch.Tensor, list[int]] | None:
+    """The waveform and label ids of one utterance, or of several joined (texts joined by a space).
+
+    Each part is augmented on its own; an unreadable file is reported in one
+    line and the example is None (skipped by :func:`collate`).
+    """
+    waveforms, texts = [], []
+    for utterance, source in parts:
         try:
-            labels = tokenizer.encode(utterance.text)
-        except TokenizerError as error:
-            problems.append(f"{utterance.audio_filepath}: {error}")
-            continue
-        needed = len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
-        if output_frames is not None and needed > output_frames(utterance.duration):
-            problems.append(
-                f"{utterance.audio_filepath}: label of {needed} CTC steps is longer than its "
-                f"{output_frames(utterance.duration)} output frames"
-            )
-            continue
-        kept.append(utterance)
-    return kept, problems
+            waveform = load_audio(source, sample_rate, name=utterance.audio_filepath)
+        except AudioError as error:
+            print(f"warning: skipping {error}", flush=True)
+            return None
+        waveforms.append(perturb(waveform) if perturb is not None else waveform)
+        texts.append(utterance.text)
+    labels = tokenizer.encode(" ".join(texts)) if tokenizer else []
+    return torch.cat(waveforms), labels
 
 
 class SpeechDataset(Dataset):
@@ -156,20 +191,11 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[int, torch.Tensor, list[int]] | None:
         """One utterance, or for a pair of indices (see :class:`BucketBatchSampler`) the two joined."""
-        parts = []
-        for index in key if isinstance(key, tuple) else (key,):
-            utterance = self.utterances[index]
-            try:
-                waveform = load_audio(utterance.audio_filepath, self.sample_rate)
-            except AudioError as error:
-                print(f"warning: skipping {error}", flush=True)
-                return None
-            if self.perturb is not None:
-                waveform = self.perturb(waveform)
-            parts.append((waveform, utterance.text))
-        labels = self.tokenizer.encode(" ".join(text for _, text in parts)) if self.tokenizer else []
-        first = key[0] if isinstance(key, tuple) else key
-        return first, torch.cat([waveform for waveform, _ in parts]), labels
+        indices = key if isinstance(key, tuple) else (key,)
+        example = load_example(
+            [(self.utterances[i], self.utterances[i].audio_filepath) for i in indices], self.tokenizer, self.sample_rate, self.perturb
+        )
+        return None if example is None else (indices[0], *example)
 
 
 @dataclass
@@ -254,26 +280,9 @@ class BucketBatchSampler(Sampler[list[int | tuple[int, int]]]):
 
     def batches(self) -> list[list[int | tuple[int, int]]]:
         rng = random.Random(self.seed * 100003 + self.epoch)
-        items: list[int | tuple[int, int]] = list(range(len(self.frames)))
-        if self.concat_prob > 0 and len(items) > 1:
-            for i in range(len(items)):
-                if rng.random() < self.concat_prob:
-                    items[i] = (i, (i + rng.randrange(1, len(items))) % len(items))  # any utterance but i
+        items = pair_up(len(self.frames), self.concat_prob, rng)
         frames = [sum(self.frames[j] for j in item) if isinstance(item, tuple) else self.frames[item] for item in items]
-        keys = [n * (1 + rng.uniform(-self.jitter, self.jitter)) if self.shuffle else n for n in frames]
-        order = sorted(range(len(items)), key=keys.__getitem__)
-        batches: list[list[int | tuple[int, int]]] = []
-        current: list[int | tuple[int, int]] = []
-        longest = 0
-        for index in order:
-            longest_if_added = max(longest, frames[index])
-            if current and longest_if_added * (len(current) + 1) > self.max_batch_frames:
-                batches.append(current)
-                current, longest_if_added = [], frames[index]
-            current.append(items[index])
-            longest = longest_if_added
-        if current:
-            batches.append(current)
+        batches = [[items[i] for i in batch] for batch in bucket(frames, self.max_batch_frames, rng, self.jitter if self.shuffle else 0.0)]
         if self.shuffle and self.epoch >= self.sorted_epochs:
             rng.shuffle(batches)
         group = self.world_size * self.batches_per_step
@@ -287,3 +296,36 @@ class BucketBatchSampler(Sampler[list[int | tuple[int, int]]]):
 
     def __len__(self) -> int:
         return len(self.batches())
+
+
+def pair_up(count: int, concat_prob: float, rng: random.Random) -> list[int | tuple[int, int]]:
+    """Indices ``0..count-1``, each replaced with probability ``concat_prob`` by a pair ``(i, j)``, ``j`` any other."""
+    items: list[int | tuple[int, int]] = list(range(count))
+    if concat_prob > 0 and count > 1:
+        for i in range(count):
+            if rng.random() < concat_prob:
+                items[i] = (i, (i + rng.randrange(1, count)) % count)
+    return items
+
+
+def bucket(frames: list[int], max_batch_frames: int, rng: random.Random, jitter: float) -> list[list[int]]:
+    """Indices into ``frames`` cut into batches of similar length, shortest first.
+
+    Lengths are sorted after a random change of up to ``jitter`` (so batches
+    differ between draws), and a batch is closed when its longest item times
+    its size, what padding makes the model compute, would pass the cap.
+    """
+    keys = [n * (1 + rng.uniform(-jitter, jitter)) if jitter else n for n in frames]
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for index in sorted(range(len(frames)), key=keys.__getitem__):
+        longest_if_added = max(longest, frames[index])
+        if current and longest_if_added * (len(current) + 1) > max_batch_frames:
+            batches.append(current)
+            current, longest_if_added = [], frames[index]
+        current.append(index)
+        longest = longest_if_added
+    if current:
+        batches.append(current)
+    return batches

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import gc
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -23,6 +24,9 @@ class Context:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    # A gloo group beside NCCL's for small agreements between steps, which on
+    # the host need no wait for the GPU.
+    control: Any = field(default=None, compare=False)
 
     @property
     def is_main(self) -> bool:
@@ -44,7 +48,8 @@ def setup(device: torch.device) -> tuple[Context, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
-    return context, device
+    control = dist.new_group(backend="gloo") if device.type == "cuda" else dist.group.WORLD
+    return Context(context.rank, context.world_size, context.local_rank, control), device
 
 
 def sum_over_ranks(values: list[float], context: Context, device: torch.device) -> list[float]:
@@ -54,6 +59,15 @@ def sum_over_ranks(values: list[float], context: Context, device: torch.device) 
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def all_have(flag: bool, context: Context) -> bool:
+    """Whether ``flag`` holds on every rank (``flag`` itself when alone)."""
+    if not context.enabled:
+        return flag
+    missing = torch.tensor([0 if flag else 1])
+    dist.all_reduce(missing, group=context.control)
+    return int(missing) == 0
 
 
 def barrier(context: Context) -> None:

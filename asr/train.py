@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from asr import distributed
-from asr.augment import AugmentConfig, SpecAugment, SpeedPerturbation
+from asr.augment import AugmentConfig, SpecAugment, WaveformAugmentation
 from asr.checkpoint import ASRModel, atomic_save, save_model
 from asr.data import (
     Batch,
@@ -42,6 +42,8 @@ from asr.data import (
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.model import CTCModel, ModelConfig
 from asr.scoring import score
+from asr.shards import ShardSource, is_shards
+from asr.streaming import ManifestSource, StreamConfig, StreamingDataset
 from asr.text import Tokenizer
 from asr.transcribe import decode_utterances
 
@@ -66,6 +68,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
     seed: int = 1
     num_workers: int = 1
     device: str = "auto"  # auto: CUDA when available
@@ -176,43 +179,12 @@ class Trainer:
             self.ddp = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
             torch.manual_seed(config.seed + self.dist.rank)  # but each rank its own augmentation
 
-        hop = config.features.hop_ms / 1000
-        self.train_set, problems = encodable(read_manifest(train_manifest), self.tokenizer, self.output_frames)
-        for problem in problems:
-            self.log(f"warning: left out of training: {problem}")
-        if problems:
-            self.log(f"left out {len(problems)} of {len(self.train_set) + len(problems)} training utterances")
-        if not self.train_set:
-            raise ManifestError(f"{train_manifest}: no usable training utterances")
         self.dev_set = read_manifest(dev_manifest) if dev_manifest else []
-        self.sampler = BucketBatchSampler(
-            [int(u.duration / hop) for u in self.train_set],
-            config.optim.max_batch_frames,
-            seed=config.seed,
-            sorted_epochs=config.optim.sortagrad_epochs,
-            concat_prob=config.augment.concat_prob,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-            batches_per_step=config.optim.accumulate_grad,
-        )
-        self.loader = DataLoader(
-            SpeechDataset(
-                self.train_set,
-                self.tokenizer,
-                config.features.sample_rate,
-                perturb=SpeedPerturbation.from_config(config.augment, config.features.sample_rate),
-            ),
-            batch_sampler=self.sampler,
-            collate_fn=collate,
-            num_workers=config.num_workers,
-            persistent_workers=config.num_workers > 0,
-            pin_memory=self.device.type == "cuda",
-            worker_init_fn=_single_thread_worker,
-        )
+        self.loader, self.train_data, self.batches_per_epoch, self.train_utterances = self.training_data(train_manifest)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
         )
-        total_steps = config.optim.epochs * (len(self.sampler) // config.optim.accumulate_grad)
+        total_steps = config.optim.epochs * (self.batches_per_epoch // config.optim.accumulate_grad)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
             lambda step: lr_factor(step, config.optim.warmup_steps, total_steps, config.optim.final_lr_ratio),
@@ -230,6 +202,60 @@ class Trainer:
         """How many frames the model emits for ``seconds`` of audio."""
         samples = int(round(seconds * self.config.features.sample_rate))
         return self.config.model.output_frames(self.config.features.num_frames(samples))
+
+    def training_data(self, train: str | Path) -> tuple[DataLoader, BucketBatchSampler | StreamingDataset, int, int]:
+        """The loader of training batches, what takes the epoch number, batches an epoch (this rank's), utterances.
+
+        A manifest is read whole and batched by :class:`BucketBatchSampler`
+        (exact, global bucketing); a folder of shards, or a manifest with
+        ``stream.enabled``, is streamed (:mod:`asr.streaming`: bounded memory,
+        batches from a chunk at a time).
+        """
+        config = self.config
+        hop = config.features.hop_ms / 1000
+        perturb = WaveformAugmentation(config.augment, config.features.sample_rate)
+        loader_options = {
+            "num_workers": config.num_workers,
+            "pin_memory": self.device.type == "cuda",
+            "worker_init_fn": _single_thread_worker,
+        }
+        if is_shards(train) or config.stream.enabled:
+            source = ShardSource(train, config.stream.shuffle_shards, config.seed) if is_shards(train) else ManifestSource(train)
+            parts = self.dist.world_size * max(1, config.num_workers)
+            if isinstance(source, ShardSource) and len(source.shards) < parts:
+                raise ConfigError(
+                    f"{train}: {len(source.shards)} shards for {parts} readers ({self.dist.world_size} ranks x"
+                    f" {max(1, config.num_workers)} workers); pack it again with fewer --utterances-per-shard"
+                )
+            dataset = StreamingDataset(
+                source, config.stream, self.tokenizer, config.features.sample_rate, config.optim.max_batch_frames, hop,
+                self.output_frames, perturb, config.augment.concat_prob, config.seed, self.dist.rank, self.dist.world_size,
+            )
+            batches = source.size.batches(config.optim.max_batch_frames, hop, config.augment.concat_prob) // self.dist.world_size
+            # Workers are started anew each epoch: they take the dataset, and so the epoch number, as it is then.
+            loader = DataLoader(dataset, batch_size=None, persistent_workers=False, **loader_options)
+            return loader, dataset, max(1, batches), source.size.utterances
+
+        utterances, problems = encodable(read_manifest(train), self.tokenizer, self.output_frames)
+        for problem in problems:
+            self.log(f"warning: left out of training: {problem}")
+        if problems:
+            self.log(f"left out {len(problems)} of {len(utterances) + len(problems)} training utterances")
+        if not utterances:
+            raise ManifestError(f"{train}: no usable training utterances")
+        sampler = BucketBatchSampler(
+            [int(u.duration / hop) for u in utterances],
+            config.optim.max_batch_frames,
+            seed=config.seed,
+            sorted_epochs=config.optim.sortagrad_epochs,
+            concat_prob=config.augment.concat_prob,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            batches_per_step=config.optim.accumulate_grad,
+        )
+        dataset = SpeechDataset(utterances, self.tokenizer, config.features.sample_rate, perturb)
+        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, persistent_workers=config.num_workers > 0, **loader_options)
+        return loader, sampler, len(sampler), len(utterances)
 
     # -- state ---------------------------------------------------------------
 
@@ -329,20 +355,29 @@ class Trainer:
         A batch whose files all failed to load is None; it is left out, and a
         step left with no batch at all is skipped on one process, while under
         DDP it is made of the last good batch again so that every rank takes
-        part in the gradient exchange.
+        part in the gradient exchange. Before each step the ranks agree that
+        all of them still have batches: streamed parts differ in length, and
+        the epoch ends for every rank when the first runs out.
         """
-        group: list[Batch] = []
+        batches = iter(self.loader)
         last_good: Batch | None = None
-        for position, batch in enumerate(self.loader, start=1):
-            if batch is not None:
-                group.append(batch)
-                last_good = batch
-            if position % self.config.optim.accumulate_grad == 0:
-                if not group and self.dist.enabled and last_good is not None:
-                    group = [last_good]
-                if group:
-                    yield group
-                group = []
+        while True:
+            group: list[Batch] = []
+            exhausted = False
+            for _ in range(self.config.optim.accumulate_grad):
+                batch = next(batches, _END)
+                if batch is _END:
+                    exhausted = True
+                    break
+                if batch is not None:
+                    group.append(batch)
+                    last_good = batch
+            if not distributed.all_have(not exhausted, self.dist):
+                return
+            if not group and self.dist.enabled and last_good is not None:
+                group = [last_good]
+            if group:
+                yield group
 
     def run(self) -> None:
         self.exp_dir.mkdir(parents=True, exist_ok=True)
@@ -351,12 +386,12 @@ class Trainer:
         ranks = f" on each of {self.dist.world_size} processes" if self.dist.enabled else ""
         self.log(
             f"training {self.model.num_parameters() / 1e6:.2f} M parameters on {self.device}"
-            f" ({self.amp_dtype or torch.float32}), {len(self.train_set)} utterances,"
-            f" {len(self.sampler)} batches an epoch{ranks}"
+            f" ({self.amp_dtype or torch.float32}), {self.train_utterances} utterances,"
+            f" {self.batches_per_epoch} batches an epoch{ranks}"
         )
         run_start = time.perf_counter()
         while self.epoch < self.config.optim.epochs:
-            self.sampler.set_epoch(self.epoch)
+            self.train_data.set_epoch(self.epoch)
             augment = self.epoch >= self.config.augment.specaugment_from_epoch
             self.model.train()
             start = time.perf_counter()
@@ -466,6 +501,9 @@ class Trainer:
 
 def _dev_info(record: dict[str, Any]) -> dict[str, float]:
     return {k: record[k] for k in ("dev_wer", "dev_cer") if k in record}
+
+
+_END = object()  # the end of an epoch's batches (None is a batch whose files all failed)
 
 
 def _single_thread_worker(_: int) -> None:

@@ -1,9 +1,10 @@
 from pathlib import Path
 
+import pytest
 import torch
 
 from asr.audio import load_audio
-from asr.augment import AugmentConfig, SpecAugment, SpeedPerturbation
+from asr.augment import AugmentConfig, SilencePadding, SpecAugment, SpeedPerturbation, WaveformAugmentation, background_noise
 
 
 def test_specaugment_masks_bands_and_frames() -> None:
@@ -27,3 +28,30 @@ def test_speed_perturbation_changes_duration_by_its_factor(an4_files: list[Path]
     torch.manual_seed(0)
     lengths = {SpeedPerturbation(16000, [0.9, 1.0, 1.1])(waveform).numel() for _ in range(30)}
     assert len(lengths) == 3
+
+
+def test_silence_padding_extends_with_the_utterances_own_background(an4_files: list[Path]) -> None:
+    waveform = load_audio(an4_files[0], 16000)
+    torch.manual_seed(0)
+    pad = SilencePadding(16000, prob=1.0, max_seconds=1.0)
+    lengths = [pad(waveform).numel() - waveform.numel() for _ in range(20)]
+    assert all(0 <= extra <= 2 * 16000 for extra in lengths) and len(set(lengths)) > 10
+    padded = pad(waveform)
+    start = next(i for i in range(padded.numel()) if torch.equal(padded[i : i + waveform.numel()], waveform))
+    before, after = padded[:start], padded[start + waveform.numel() :]
+    noise = background_noise(waveform, 1600)
+    # The padding is the quiet edge's own sound: as loud as it, far quieter than the speech.
+    for part in (before, after):
+        if part.numel() > 1600:
+            assert float(part.square().mean().sqrt()) == pytest.approx(float(noise.square().mean().sqrt()), rel=0.2)
+            assert float(part.square().mean()) < 0.1 * float(waveform.square().mean())
+    # No clicks: no step between neighbouring samples larger than the noise's own.
+    assert (before.diff().abs().max() if before.numel() > 1 else 0) <= noise.diff().abs().max() + 1e-6
+    assert SilencePadding(16000, prob=0.0, max_seconds=1.0)(waveform) is waveform
+
+
+def test_waveform_augmentation_follows_the_config(an4_files: list[Path]) -> None:
+    waveform = load_audio(an4_files[0], 16000)
+    assert WaveformAugmentation(AugmentConfig(), 16000)(waveform) is waveform
+    steps = WaveformAugmentation(AugmentConfig(speed_factors=[0.9, 1.1], pad_prob=0.5), 16000).steps
+    assert [type(step) for step in steps] == [SpeedPerturbation, SilencePadding]

@@ -83,3 +83,13 @@ def test_two_ranks_resume_where_they_stopped(setup: dict[str, Path], tmp_path: P
     resumed = train(setup, tmp_path / "parts", 2, "--resume")
     assert resumed.stdout.count("resumed from") == 1
     assert losses(tmp_path / "parts") == pytest.approx(losses(tmp_path / "whole"), rel=1e-3)
+
+
+def test_two_ranks_stop_together_on_shards_of_unequal_parts(setup: dict[str, Path], tmp_path: Path) -> None:
+    # 12 utterances in shards of 5, 5 and 2: rank 0 reads two shards (7 utterances), rank 1 one (5), or the reverse.
+    assert main(["shards", str(setup["train"]), str(tmp_path / "shards"), "--utterances-per-shard", "5", "--no-shuffle"]) == 0
+    shards = {**setup, "train": tmp_path / "shards"}
+    result = train(shards, tmp_path / "exp", 2, "--set", "optim.epochs=2", "--set", "optim.max_batch_frames=600")
+    records = [json.loads(line) for line in (tmp_path / "exp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and 0 < records[0]["step"] and records[1]["step"] == 2 * records[0]["step"]
+    assert result.stdout.count("epoch 2:") == 1

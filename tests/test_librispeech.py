@@ -72,3 +72,13 @@ def test_training_and_decoding_run_through_the_stages(sample: Path, tmp_path: Pa
     results = json.loads((exp / "results.json").read_text())
     assert set(results) == {"dev", "test_clean"} and results["test_clean"]["greedy"]["utterances"] == 4
     assert "stage 4" not in result.stdout  # no LM stages without beam_lm
+
+
+def test_the_recipe_packs_shards_and_trains_from_them(sample: Path, tmp_path: Path) -> None:
+    tiny = ["--train-set", "optim.epochs=1", "--train-set", "model.hidden_size=32", "--train-set", "model.num_layers=1",
+            "--train-set", "model.conv_channels=32", "--train-set", "num_workers=0", "--train-set", "optim.max_batch_frames=3000"]
+    result = run_recipe(sample, tmp_path, "--shards", "--stop-stage", "3", *tiny)
+    shards = tmp_path / "exp/shards/train"
+    assert json.loads((shards / "index.json").read_text())["utterances"] == 4
+    assert "wrote 1 shards of 4 utterances" in result.stdout and "training" in result.stdout
+    assert json.loads((tmp_path / "exp/metrics.jsonl").read_text())["step"] >= 1

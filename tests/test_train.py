@@ -96,7 +96,7 @@ def test_labels_longer_than_frames_are_filtered_and_counted(setup: dict[str, Pat
     write_manifest(tmp_path / "train.jsonl", utterances)
     config = load_config(setup["config"])
     trainer = Trainer(config, tmp_path / "train.jsonl", None, setup["stats"], tmp_path / "exp")
-    assert len(trainer.train_set) == len(utterances) - 1
+    assert trainer.train_utterances == len(utterances) - 1
     out = capsys.readouterr().out
     assert "output frames" in out and "left out 1 of 10 training utterances" in out
 

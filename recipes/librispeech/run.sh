@@ -6,9 +6,12 @@
 #        [--config YAML] [--exp-dir DIR] [--data-dir DIR] [--nproc-per-node N]
 #        [--train-subsets "train-clean-100 ..."] [--dev-subset dev-clean] [--test-subsets "test-clean test-other"]
 #        [--lm 3-gram.pruned.1e-7.arpa.gz] [--lm-file PATH] [--methods "greedy beam_lm"] [--train-set KEY=VALUE]...
+#        [--shards]
 #
+# --shards packs the training set into WebDataset shards (stage 1) and trains from them
+# (sequential reads, shuffled by shard: for corpora on network storage or several machines).
 # 960 hours on 8 GPUs: --config recipes/librispeech/conf/train_960h.yaml --nproc-per-node 8
-#   --train-subsets "train-clean-100 train-clean-360 train-other-500" --exp-dir exp/librispeech_960h
+#   --train-subsets "train-clean-100 train-clean-360 train-other-500" --exp-dir exp/librispeech_960h --shards
 # Run from the repository root. Every stage is idempotent (training resumes).
 set -euo pipefail
 
@@ -26,6 +29,7 @@ lm=3-gram.pruned.1e-7.arpa.gz
 lm_file="${LIBRISPEECH_LM:-}"
 methods="greedy beam_lm"
 train_set=()
+shards=false
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,7 +47,8 @@ while [ $# -gt 0 ]; do
     --lm-file) lm_file="$2"; shift 2 ;;
     --methods) methods="$2"; shift 2 ;;
     --train-set) train_set+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --shards) shards=true; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -77,7 +82,13 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   make train $train_subsets
   make dev "$dev_subset"
   for subset in $test_subsets; do make "${subset//-/_}" "$subset"; done
+  if [ "$shards" = true ]; then
+    if [ -f "$exp_dir/shards/train/index.json" ]; then echo "$exp_dir/shards/train exists; kept"
+    else asr shards "$manifests/train.jsonl" "$exp_dir/shards/train"; fi
+  fi
 fi
+train_data="$manifests/train.jsonl"
+[ "$shards" = true ] && train_data="$exp_dir/shards/train"
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "stage 2: feature statistics and vocabulary"
@@ -88,7 +99,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "stage 3: training on $nproc process(es)"
   launcher=(asr)
   [ "$nproc" -gt 1 ] && launcher=(torchrun --nproc-per-node "$nproc" -m asr)
-  "${launcher[@]}" train --config "$config" --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" \
+  "${launcher[@]}" train --config "$config" --train "$train_data" --dev "$manifests/dev.jsonl" \
     --stats "$exp_dir/stats.json" --exp-dir "$exp_dir" --resume "${train_set[@]}"
   log "model: $exp_dir/model.pt"
 fi
