@@ -110,7 +110,12 @@ class Recording:
         else:
             try:
                 self._file.seek(first)
-                samples = self._file.read(count, dtype="float32", always_2d=True)
+                if self._file.subtype == "PCM_16":
+                    # libsndfile scales 16-bit samples by 1/32768 too, but its conversion to float is
+                    # slower than numpy's: this halves the time to load a 16-bit file.
+                    samples = self._file.read(count, dtype="int16", always_2d=True).astype(np.float32) / 32768
+                else:
+                    samples = self._file.read(count, dtype="float32", always_2d=True)
             except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
                 raise AudioError(self.name, f"not readable as audio ({_short(error)})") from None
         if not np.isfinite(samples).all():
@@ -132,7 +137,7 @@ def prepare_waveform(waveform: torch.Tensor, rate: int, sample_rate: int) -> tor
     """Mix a ``(samples,)`` or ``(samples, channels)`` waveform to mono at ``sample_rate``."""
     waveform = torch.as_tensor(waveform, dtype=torch.float32)
     if waveform.dim() == 2:
-        waveform = waveform.mean(dim=1)
+        waveform = waveform[:, 0] if waveform.shape[1] == 1 else waveform.mean(dim=1)
     if rate != sample_rate:
         waveform = torchaudio.functional.resample(waveform, rate, sample_rate)
     return waveform.contiguous()

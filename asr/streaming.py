@@ -65,8 +65,20 @@ class CorpusSize:
     seconds: float
 
     def batches(self, max_batch_frames: int, frame_seconds: float, concat_prob: float) -> int:
-        """Batches an epoch, estimated: the audio (joined utterances repeat some) over the frame cap."""
-        return max(1, math.ceil(self.seconds * (1 + concat_prob) / frame_seconds / max_batch_frames))
+        """Batches an epoch, estimated from the mean length.
+
+        A batch holds as many whole utterances of the mean length as fit under
+        the frame cap (a joined pair counts as two), not the cap over the mean:
+        with short utterances and a small cap (AN4's 2.7 s and 20 s), the
+        part of a batch that no whole utterance fills is a sixth of it.
+        """
+        frames = self.seconds / max(1, self.utterances) / frame_seconds
+
+        def per_batch(length: float) -> int:
+            return max(1, int(max_batch_frames // max(length, 1.0)))
+
+        singles, pairs = self.utterances * (1 - concat_prob), self.utterances * concat_prob
+        return max(1, math.ceil(singles / per_batch(frames) + pairs / per_batch(2 * frames)))
 
 
 class ManifestSource:

@@ -20,7 +20,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from asr.audio import load_audio
 from asr.data import read_manifest

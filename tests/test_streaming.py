@@ -69,6 +69,8 @@ def test_shards_give_the_same_batches_and_training_as_the_manifest(corpus: dict[
         from_shards.train_data.set_epoch(epoch)
         a, b = list(from_manifest.loader), list(from_shards.loader)
         assert len(a) == len(b) > 0 and all(same(x, y) for x, y in zip(a, b))
+        # The schedule's estimate of an epoch (118 here) misses the part of each batch that bucketing leaves empty.
+        assert 0.85 * len(a) <= from_manifest.batches_per_epoch <= len(a)
     # Every utterance comes once, plus the partners of the joined ones.
     assert sum(len(batch.indices) for batch in a) == 948
     first, second = list(from_manifest.train_data.source(0, 0, 1))[:5], list(from_shards.train_data.source(0, 0, 1))[:5]
