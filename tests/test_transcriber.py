@@ -79,7 +79,11 @@ def test_api_transcribes_paths_arrays_and_lists(model: asr.Transcriber, memorize
     import torchaudio.functional
 
     stereo_44k = torchaudio.functional.resample(resampled, rate, 44100).T.numpy()
-    assert model.transcribe(stereo_44k, sample_rate=44100).text == first.text
+    # Resampling there and back is not bit-exact, and a model that memorized a
+    # dozen files sits on a knife edge ("yees" for "yes" on one CPU): at most one
+    # character may differ, where a wrong rate or channel mix garbles the text.
+    heard = model.transcribe(stereo_44k, sample_rate=44100).text
+    assert round(jiwer.cer(first.text, heard) * len(first.text)) <= 1, heard
     # A list: in order, a bad file marked and the rest unaffected.
     (tmp_path / "notes.wav").write_text("not audio")
     results = model.transcribe([utterances[1].audio_filepath, str(tmp_path / "notes.wav"), utterances[2].audio_filepath])
