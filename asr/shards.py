@@ -102,12 +102,28 @@ class ShardSource:
         if self.shuffle:
             random.Random(f"{self.seed}/{epoch}/shards").shuffle(shards)
         for sample in group_by_keys(_members(shards[part::parts]), handler=_skip_sample):
-            entry = json.loads(sample["json"])
-            audio = next((value for key, value in sample.items() if not key.startswith("__") and key != "json"), None)
-            if audio is None:
-                print(f"warning: skipping {sample['__url__']}:{sample['__key__']}: no audio in the shard", flush=True)
-                continue
-            yield Utterance(entry["audio_filepath"], float(entry["duration"]), entry["text"]), audio
+            try:
+                yield _example(sample)
+            except ValueError as error:
+                print(f"warning: skipping {sample['__url__']}:{sample['__key__']}: {error}", flush=True)
+
+
+def _example(sample: dict) -> Example:
+    """An utterance and its audio bytes from a sample's ``.json`` and its one other file.
+
+    Raises ValueError with the reason for a sample that a damaged or foreign
+    shard left incomplete, so that it is reported and the rest are read.
+    """
+    audio = next((value for key, value in sample.items() if not key.startswith("__") and key != "json"), None)
+    if audio is None:
+        raise ValueError("no audio in the shard")
+    if "json" not in sample:
+        raise ValueError("no manifest entry in the shard")
+    try:
+        entry = json.loads(sample["json"])
+        return Utterance(entry["audio_filepath"], float(entry["duration"]), entry["text"]), audio
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"bad manifest entry ({type(error).__name__}: {error})") from None
 
 
 def _members(shards: list[str]) -> Iterator[dict]:

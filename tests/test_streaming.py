@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import random
@@ -112,6 +113,30 @@ def test_a_broken_shard_is_reported_and_the_rest_is_read(corpus: dict[str, Path]
     assert "shard-000004.tar: unexpected end of data" in out and "shard-000007.tar: No such file or directory" in out
     assert 748 < len(utterances) < 848  # all but shard 7 and the second half of shard 4
     assert all("Traceback" not in line for line in out.splitlines())
+
+
+def test_an_incomplete_sample_is_reported_and_the_rest_is_read(corpus: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    damaged = tmp_path / "shards"
+    damaged.mkdir()
+    for path in corpus["shards"].iterdir():
+        (damaged / path.name).write_bytes(path.read_bytes())
+    shard = damaged / "shard-000000.tar"
+    with tarfile.open(shard) as tar:
+        members = [(member, tar.extractfile(member).read()) for member in tar]
+    entries = [member.name for member, _ in members if member.name.endswith(".json")]
+    with tarfile.open(shard, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for member, data in members:
+            if member.name == entries[0]:
+                continue  # a sample without its manifest entry
+            if member.name == entries[1]:
+                data = b'{"audio_filepath": "x.sph"'  # one cut short
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    utterances = [u for u, _ in ShardSource(damaged, shuffle=False)(0, 0, 1)]
+    out = capsys.readouterr().out
+    assert len(utterances) == 948 - 2
+    assert "no manifest entry in the shard" in out and "bad manifest entry (JSONDecodeError" in out
+    assert all(line.startswith("warning: skipping ") for line in out.splitlines())
 
 
 def test_training_runs_from_shards_end_to_end(corpus: dict[str, Path], tmp_path: Path) -> None:
