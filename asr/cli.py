@@ -35,7 +35,7 @@ from asr.inputs import expand_inputs, output_names
 from asr.lm import LanguageModelError, estimate, write_arpa
 from asr.scoring import ScoringError, read_transcripts, score, write_details
 from asr.shards import read_index, write_shards
-from asr.streaming import ManifestSource
+from asr.streaming import ManifestSource, reservoir_sample
 from asr.text import Tokenizer
 from asr.train import ConfigError, Trainer, load_config, resolve_device
 from asr.transcribe import decode_utterances
@@ -53,10 +53,29 @@ USER_ERRORS = (
 )
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
-    """Global feature mean/std and the character vocabulary of a training manifest."""
+    """Global feature mean/std and the character vocabulary of a training manifest.
+
+    The manifest is streamed, never held whole. The vocabulary comes from every
+    transcript; the statistics, with ``--max-utterances``, from a random sample
+    (a few thousand utterances pin down 80 means and deviations as well as a
+    million do, and reading every file of a large corpus takes hours).
+    """
     config = load_config(args.config, args.set or [])
-    utterances = read_manifest(args.manifest)
+    source = ManifestSource(args.manifest)
+    tokenizer = Tokenizer.from_texts(utterance.text for utterance, _ in source(0, 0, 1))
+    every = (utterance for utterance, _ in source(0, 0, 1))
+    if args.max_utterances is None:
+        utterances = list(every)
+    else:
+        utterances = reservoir_sample(every, args.max_utterances, random.Random(config.seed))
     extractor = FeatureExtractor(config.features)
     dataset = SpeechDataset(utterances, None, config.features.sample_rate)
     batches = (
@@ -68,11 +87,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
         mean, std, frames = accumulate_stats(extractor, batches)
     except ValueError:
         raise ManifestError(f"{args.manifest}: no readable audio to compute statistics from") from None
-    tokenizer = Tokenizer.from_texts(u.text for u in utterances)
     stats = {"mean": mean.tolist(), "std": std.tolist(), "frames": frames, "vocabulary": tokenizer.vocabulary}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(stats) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}: {frames} frames from {len(utterances)} utterances, vocabulary of {len(tokenizer)}")
+    print(
+        f"wrote {args.out}: {frames} frames from {len(utterances)} of {source.size.utterances} utterances, "
+        f"vocabulary of {len(tokenizer)}"
+    )
     return 0
 
 
@@ -293,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True)
     p.add_argument("--out", required=True, help="where to write the statistics (JSON)")
     p.add_argument("--num-workers", type=int, default=1)
+    p.add_argument("--max-utterances", type=positive_int, help="compute the statistics from a random sample of this many (default: all)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, as for 'asr train'")
     p.set_defaults(run=cmd_stats)
 

@@ -24,6 +24,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
@@ -43,6 +44,7 @@ from asr.data import (
 from asr.text import Tokenizer
 
 Example = tuple[Utterance, AudioSource]
+T = TypeVar("T")
 # A source reads part ``part`` of ``parts`` of a corpus for epoch ``epoch``.
 Source = Callable[[int, int, int], Iterator[Example]]
 
@@ -112,6 +114,17 @@ def manifest_size(path: str | Path) -> CorpusSize:
                     raise ManifestError(f"{path}:{number}: not a manifest line ({error})") from None
                 count += 1
     return CorpusSize(count, seconds)
+
+
+def reservoir_sample(items: Iterable[T], size: int, rng: random.Random) -> list[T]:
+    """``size`` of the items drawn uniformly without replacement, in one pass holding only ``size`` (Algorithm R)."""
+    sample: list[T] = []
+    for seen, item in enumerate(items):
+        if len(sample) < size:
+            sample.append(item)
+        elif (slot := rng.randrange(seen + 1)) < size:
+            sample[slot] = item
+    return sample
 
 
 def shuffled(examples: Iterable[Example], size: int, rng: random.Random) -> Iterator[Example]:

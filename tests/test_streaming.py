@@ -16,7 +16,7 @@ import yaml
 from asr.cli import main
 from asr.data import Batch, make_utterance, write_manifest
 from asr.shards import ShardSource, read_index
-from asr.streaming import ManifestSource, shuffled
+from asr.streaming import ManifestSource, reservoir_sample, shuffled
 from asr.train import Trainer, load_config
 
 SAME_NUMBERS = {  # no dropout or random augmentation, so that two runs can be compared number for number
@@ -145,3 +145,32 @@ def test_training_runs_from_shards_end_to_end(corpus: dict[str, Path], tmp_path:
                  "--set", "model.num_layers=1"]) == 0
     record = json.loads((tmp_path / "metrics.jsonl").read_text())
     assert record["epoch"] == 1 and record["step"] > 50 and record["train_loss"] > 0
+
+
+def test_reservoir_sample_is_uniform_and_holds_only_its_size() -> None:
+    assert reservoir_sample(range(3), 5, random.Random(0)) == [0, 1, 2]
+    counts = [0] * 10
+    for seed in range(3000):
+        sample = reservoir_sample(iter(range(10)), 3, random.Random(seed))
+        assert len(sample) == len(set(sample)) == 3
+        for item in sample:
+            counts[item] += 1
+    assert all(abs(count - 900) < 90 for count in counts), counts  # 3000 draws of 3 of 10: 900 each
+
+
+def test_statistics_from_a_sample_match_the_whole_and_the_vocabulary_is_complete(corpus: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    lines = corpus["train"].read_text().splitlines()
+    last = json.loads(lines[-1])
+    last["text"] = "o'hara"  # the only apostrophe: the vocabulary comes from every line, not the sample
+    (tmp_path / "train.jsonl").write_text("\n".join([*lines[:-1], json.dumps(last)]) + "\n")
+    args = ["stats", "--config", str(corpus["config"]), "--manifest", str(tmp_path / "train.jsonl"), "--num-workers", "0", "--max-utterances", "100"]
+    assert main([*args, "--out", str(tmp_path / "a.json")]) == 0
+    assert "from 100 of 948 utterances" in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "b.json")]) == 0
+    sample, again, whole = (json.loads(path.read_text()) for path in (tmp_path / "a.json", tmp_path / "b.json", corpus["stats"]))
+    assert sample == again  # the sample is drawn with the configuration's seed
+    assert "'" in sample["vocabulary"] and "'" not in whole["vocabulary"]
+    mean, std = torch.tensor(whole["mean"]), torch.tensor(whole["std"])
+    assert sample["frames"] < whole["frames"] / 5
+    assert float(((torch.tensor(sample["mean"]) - mean).abs() / std).max()) < 0.15
+    assert float(((torch.tensor(sample["std"]) - std).abs() / std).max()) < 0.1
