@@ -39,6 +39,11 @@ class AugmentConfig:
     # recording then costs whole words.
     pad_prob: float = 0.0
     pad_seconds: float = 1.0
+    # The padding is made quieter than the background by a gain drawn uniformly
+    # between 0 and -pad_attenuation_db decibels, so that it spans a room's tone
+    # down to digital silence (with ``features.quantization_floor``, anything
+    # quieter than 16-bit quantization noise is that noise).
+    pad_attenuation_db: float = 0.0
 
 
 class SpeedPerturbation:
@@ -58,19 +63,22 @@ class SilencePadding:
     The noise is the quieter of the waveform's first and last ``EDGE_SECONDS``,
     tiled alternately forwards and backwards: the reflections keep the signal
     continuous at every seam, so the padding has the room's spectrum and no
-    clicks that a model could learn to look for.
+    clicks that a model could learn to look for. It is attenuated by up to
+    ``attenuation_db`` (uniform in decibels).
     """
 
     EDGE_SECONDS = 0.1
 
-    def __init__(self, sample_rate: int, prob: float, max_seconds: float) -> None:
+    def __init__(self, sample_rate: int, prob: float, max_seconds: float, attenuation_db: float = 0.0) -> None:
         self.sample_rate, self.prob, self.max_seconds = sample_rate, prob, max_seconds
+        self.attenuation_db = attenuation_db
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
         if torch.rand(()) >= self.prob:
             return waveform
         before, after = (torch.rand(2) * self.max_seconds * self.sample_rate).long().tolist()
-        noise = background_noise(waveform, int(self.EDGE_SECONDS * self.sample_rate))
+        gain = 10.0 ** (-float(torch.rand(())) * self.attenuation_db / 20)
+        noise = background_noise(waveform, int(self.EDGE_SECONDS * self.sample_rate)) * gain
         return torch.cat([reflect_tile(noise, before), waveform, reflect_tile(noise, after)])
 
 
@@ -94,7 +102,7 @@ class WaveformAugmentation:
         if list(config.speed_factors) != [1.0]:
             self.steps.append(SpeedPerturbation(sample_rate, config.speed_factors))
         if config.pad_prob > 0:
-            self.steps.append(SilencePadding(sample_rate, config.pad_prob, config.pad_seconds))
+            self.steps.append(SilencePadding(sample_rate, config.pad_prob, config.pad_seconds, config.pad_attenuation_db))
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
         for step in self.steps:

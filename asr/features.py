@@ -30,6 +30,11 @@ class FeatureConfig:
     # Subtract each utterance's own mean first (cepstral mean normalization), which
     # removes a fixed channel or speaker offset before the global normalization.
     utterance_mean: bool = False
+    # Floor each mel bin at the power that 16-bit quantization noise puts in it. Digital
+    # silence (exact zeros, as files cut or made by software start) would otherwise sit
+    # at log(1e-10), far below any recording's background, and the model has never
+    # heard anything like it; floored, it is the quietest a 16-bit recording can be.
+    quantization_floor: bool = False
 
     @property
     def win_length(self) -> int:
@@ -60,6 +65,16 @@ def mel_filterbank(config: FeatureConfig) -> torch.Tensor:
     )
 
 
+def quantization_floor(config: FeatureConfig, filterbank: torch.Tensor) -> torch.Tensor:
+    """``(n_mels,)`` expected mel power of white noise of one 16-bit step (variance ``2**-30``).
+
+    A frame of white noise of variance v has power ``v * sum(window**2)`` in every
+    FFT bin; a mel bin sums those bins through its filter.
+    """
+    window = torch.hann_window(config.win_length, dtype=torch.float64)
+    return (2.0**-30 * window.square().sum() * filterbank.double().sum(0)).float()
+
+
 def valid_frames(frames: torch.Tensor, total: int) -> torch.Tensor:
     """``(batch, total)`` mask, true for the first ``frames[b]`` frames of each utterance."""
     return torch.arange(total, device=frames.device)[None, :] < frames[:, None]
@@ -79,6 +94,8 @@ class FeatureExtractor(nn.Module):
             power=2.0,
         )
         self.register_buffer("filterbank", mel_filterbank(config), persistent=False)
+        floor = quantization_floor(config, self.filterbank) if config.quantization_floor else torch.zeros(config.n_mels)
+        self.register_buffer("floor", floor, persistent=False)
         self.register_buffer("mean", torch.zeros(config.n_mels))
         self.register_buffer("std", torch.ones(config.n_mels))
 
@@ -94,7 +111,7 @@ class FeatureExtractor(nn.Module):
         power = self.spectrogram(waveforms)  # (batch, freq, frames)
         mel = torch.matmul(power.transpose(1, 2), self.filterbank)  # (batch, frames, n_mels)
         frames = self.config.num_frames(lengths).clamp(max=mel.size(1))
-        log_mel = torch.log(mel.clamp(min=1e-10))
+        log_mel = torch.log(torch.maximum(mel, self.floor).clamp(min=1e-10))
         if self.config.utterance_mean:
             valid = valid_frames(frames, log_mel.size(1))[:, :, None]
             mean = (log_mel * valid).sum(1, keepdim=True) / frames[:, None, None].clamp(min=1)

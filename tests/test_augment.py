@@ -55,3 +55,20 @@ def test_waveform_augmentation_follows_the_config(an4_files: list[Path]) -> None
     assert WaveformAugmentation(AugmentConfig(), 16000)(waveform) is waveform
     steps = WaveformAugmentation(AugmentConfig(speed_factors=[0.9, 1.1], pad_prob=0.5), 16000).steps
     assert [type(step) for step in steps] == [SpeedPerturbation, SilencePadding]
+
+
+def test_silence_padding_attenuates_from_room_tone_down_to_silence(an4_files: list[Path]) -> None:
+    waveform = load_audio(an4_files[0], 16000)
+    noise_rms = float(background_noise(waveform, 1600).square().mean().sqrt())
+    pad = SilencePadding(16000, prob=1.0, max_seconds=1.0, attenuation_db=60.0)
+    torch.manual_seed(0)
+    gains_db = []
+    for _ in range(40):
+        padded = pad(waveform)
+        start = next(i for i in range(padded.numel()) if torch.equal(padded[i : i + waveform.numel()], waveform))
+        before = padded[:start]
+        if before.numel() > 1600:
+            gains_db.append(20 * torch.log10(before.square().mean().sqrt() / noise_rms).item())
+    # Gains drawn uniformly in decibels between 0 and -60: never louder, spread over the range.
+    assert len(gains_db) >= 20
+    assert max(gains_db) < 1.5 and min(gains_db) < -45 and any(-35 < g < -25 for g in gains_db)

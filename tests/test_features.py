@@ -54,3 +54,23 @@ def test_global_statistics_normalize_to_zero_mean_unit_variance(an4_files: list[
     assert frames.size(0) == count
     torch.testing.assert_close(frames.mean(0), torch.zeros(80), atol=1e-3, rtol=0)
     torch.testing.assert_close(frames.std(0, unbiased=False), torch.ones(80), atol=1e-3, rtol=0)
+
+
+def test_quantization_floor_is_the_level_of_16_bit_noise(an4_files: list[Path]) -> None:
+    extractor = FeatureExtractor(FeatureConfig(quantization_floor=True))
+    # Noise of one 16-bit step puts, on average, the floor's power in each mel bin ...
+    torch.manual_seed(0)
+    noise = torch.randn(1, 160000) / 32768
+    power = extractor.spectrogram(noise).transpose(1, 2) @ extractor.filterbank
+    ratio = power[0].mean(0) / extractor.floor
+    assert 0.95 < float(ratio.mean()) < 1.05 and 0.85 < float(ratio.min()) and float(ratio.max()) < 1.15
+    # ... so digital silence reads as that noise, not as log(1e-10) ...
+    silence, _ = extractor.log_mel(torch.zeros(1, 16000), torch.tensor([16000]))
+    assert torch.allclose(silence[0], extractor.floor.log().expand_as(silence[0]))
+    assert float(silence.mean()) > -20 > float(torch.log(torch.tensor(1e-10)))
+    # ... and a real recording's speech and background, far above it, are unchanged.
+    waveform = load_audio(an4_files[0], 16000)[None]
+    lengths = torch.tensor([waveform.size(1)])
+    floored, _ = extractor.log_mel(waveform, lengths)
+    plain, _ = FeatureExtractor(FeatureConfig()).log_mel(waveform, lengths)
+    assert float((floored - plain).abs().mean()) < 0.01
