@@ -94,8 +94,9 @@ class FeatureExtractor(nn.Module):
             power=2.0,
         )
         self.register_buffer("filterbank", mel_filterbank(config), persistent=False)
+        # The least mel power a frame may have (log of zero is minus infinity).
         floor = quantization_floor(config, self.filterbank) if config.quantization_floor else torch.zeros(config.n_mels)
-        self.register_buffer("floor", floor, persistent=False)
+        self.register_buffer("floor", floor.clamp(min=1e-10), persistent=False)
         self.register_buffer("mean", torch.zeros(config.n_mels))
         self.register_buffer("std", torch.ones(config.n_mels))
 
@@ -111,7 +112,7 @@ class FeatureExtractor(nn.Module):
         power = self.spectrogram(waveforms)  # (batch, freq, frames)
         mel = torch.matmul(power.transpose(1, 2), self.filterbank)  # (batch, frames, n_mels)
         frames = self.config.num_frames(lengths).clamp(max=mel.size(1))
-        log_mel = torch.log(torch.maximum(mel, self.floor).clamp(min=1e-10))
+        log_mel = torch.log(torch.maximum(mel, self.floor))
         if self.config.utterance_mean:
             valid = valid_frames(frames, log_mel.size(1))[:, :, None]
             mean = (log_mel * valid).sum(1, keepdim=True) / frames[:, None, None].clamp(min=1)

@@ -6,6 +6,7 @@ import io
 import itertools
 import json
 import random
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -101,10 +102,7 @@ def test_shuffle_buffer_permutes_within_its_window() -> None:
 
 
 def test_a_broken_shard_is_reported_and_the_rest_is_read(corpus: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    broken = tmp_path / "shards"
-    broken.mkdir()
-    for path in corpus["shards"].iterdir():
-        (broken / path.name).write_bytes(path.read_bytes())
+    broken = Path(shutil.copytree(corpus["shards"], tmp_path / "shards"))
     shard = broken / "shard-000004.tar"
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     (broken / "shard-000007.tar").unlink()
@@ -116,10 +114,7 @@ def test_a_broken_shard_is_reported_and_the_rest_is_read(corpus: dict[str, Path]
 
 
 def test_an_incomplete_sample_is_reported_and_the_rest_is_read(corpus: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    damaged = tmp_path / "shards"
-    damaged.mkdir()
-    for path in corpus["shards"].iterdir():
-        (damaged / path.name).write_bytes(path.read_bytes())
+    damaged = Path(shutil.copytree(corpus["shards"], tmp_path / "shards"))
     shard = damaged / "shard-000000.tar"
     with tarfile.open(shard) as tar:
         members = [(member, tar.extractfile(member).read()) for member in tar]
