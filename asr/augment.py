@@ -1,16 +1,21 @@
-"""Training-time augmentation: speed perturbation and silence padding of waveforms, SpecAugment of features.
+"""Training-time augmentation: of waveforms (speed, room, noise, telephone band, silence padding, level), and SpecAugment of features.
 
-Neither runs at inference; both are configured by :class:`AugmentConfig`.
+None runs at inference; all are configured by :class:`AugmentConfig`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import torchaudio
 from torch import nn
+
+from asr.audio import resample
+
+TELEPHONE_RATE = 8000  # narrowband telephony: nothing above 4 kHz survives
 
 
 @dataclass
@@ -44,6 +49,34 @@ class AugmentConfig:
     # down to digital silence (with ``features.quantization_floor``, anything
     # quieter than 16-bit quantization noise is that noise).
     pad_attenuation_db: float = 0.0
+    # Recording conditions a clean read-speech corpus lacks, each applied to an
+    # utterance with its probability (0: off). Reverberation: a synthetic room
+    # response whose reverberation time is drawn from ``reverb_rt60`` seconds.
+    reverb_prob: float = 0.0
+    reverb_rt60: list[float] = field(default_factory=lambda: [0.2, 0.8])
+    # Additive noise from white to brown (power falling as 1/f^b, b drawn from
+    # 0 to 2) at a signal-to-noise ratio drawn from ``noise_snr_db``.
+    noise_prob: float = 0.0
+    noise_snr_db: list[float] = field(default_factory=lambda: [5.0, 30.0])
+    # The telephone band: down to 8 kHz and back, so nothing above 4 kHz is left.
+    telephone_prob: float = 0.0
+    # Recording level: a gain drawn from ``level_db``, then clipping to full
+    # scale and rounding to 16 bits, as a recording too quiet or too loud is stored.
+    level_prob: float = 0.0
+    level_db: list[float] = field(default_factory=lambda: [-30.0, 10.0])
+
+    def __post_init__(self) -> None:
+        for name in ("reverb_rt60", "noise_snr_db", "level_db"):
+            values = getattr(self, name)
+            if len(values) != 2 or values[0] > values[1]:
+                raise ValueError(f"augment.{name} must be [low, high], not {values}")
+        if self.reverb_rt60[0] <= 0:
+            raise ValueError(f"augment.reverb_rt60 must be positive seconds, not {self.reverb_rt60}")
+
+
+def uniform(low: float, high: float) -> float:
+    """One draw from torch's generator (seeded per loader worker), uniform between ``low`` and ``high``."""
+    return low + (high - low) * float(torch.rand(()))
 
 
 class SpeedPerturbation:
@@ -94,15 +127,97 @@ def reflect_tile(segment: torch.Tensor, length: int) -> torch.Tensor:
     return torch.cat([segment, segment.flip(0)] * repeats)[:length]
 
 
+def room_response(rt60: float, sample_rate: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A synthetic room impulse response of unit energy: the direct path, then
+    Gaussian noise decaying by 60 dB in ``rt60`` seconds (Schroeder's statistical
+    model of a diffuse reverberant tail), starting 20 dB below the direct path."""
+    samples = max(int(rt60 * sample_rate), 2)
+    decay = torch.exp(-3 * math.log(10) * torch.arange(samples) / samples)  # 60 dB: a factor 1000 in amplitude
+    response = torch.randn(samples, generator=generator) * decay * 0.1
+    response[0] = 1.0
+    return response / response.norm()
+
+
+def reverberant(waveform: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+    """The waveform convolved with a room response, cut to its own length and rescaled to its own peak."""
+    wet = torchaudio.functional.fftconvolve(waveform, response)[: waveform.numel()]
+    return wet * (waveform.abs().max() / wet.abs().max().clamp(min=1e-9))
+
+
+def coloured_noise(samples: int, exponent: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Gaussian noise of unit power whose power spectrum falls as 1/f^exponent (0 white, 1 pink, 2 brown)."""
+    spectrum = torch.fft.rfft(torch.randn(samples, generator=generator))
+    frequencies = torch.arange(spectrum.numel(), dtype=torch.float32).clamp(min=1.0)
+    noise = torch.fft.irfft(spectrum * frequencies.pow(-exponent / 2), n=samples)
+    return noise / noise.square().mean().sqrt().clamp(min=1e-12)
+
+
+def with_noise(waveform: torch.Tensor, noise: torch.Tensor, snr_db: float) -> torch.Tensor:
+    """``noise`` (unit power) added ``snr_db`` below the waveform's mean power."""
+    return waveform + noise * (waveform.square().mean() / 10 ** (snr_db / 10)).sqrt()
+
+
+def telephone_band(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """The waveform down to 8 kHz and back to ``sample_rate``: what a narrowband telephone call keeps."""
+    return resample(resample(waveform, sample_rate, TELEPHONE_RATE), TELEPHONE_RATE, sample_rate)[: waveform.numel()]
+
+
+def stored_16_bit(waveform: torch.Tensor) -> torch.Tensor:
+    """Clipped to full scale and rounded to the 16-bit grid, as a recording is stored."""
+    return torch.round(waveform.clamp(-1.0, 1.0) * 32768).clamp(-32768, 32767) / 32768
+
+
+class RecordingConditions:
+    """Reverberation, then noise, then the telephone band, each with its probability:
+    the order a recording meets them (the room, the noise in it, the channel)."""
+
+    def __init__(self, config: AugmentConfig, sample_rate: int) -> None:
+        self.config, self.sample_rate = config, sample_rate
+
+    def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
+        config = self.config
+        if _happens(config.reverb_prob):
+            waveform = reverberant(waveform, room_response(uniform(*config.reverb_rt60), self.sample_rate))
+        if _happens(config.noise_prob):
+            noise = coloured_noise(waveform.numel(), uniform(0.0, 2.0))
+            waveform = with_noise(waveform, noise, uniform(*config.noise_snr_db))
+        if _happens(config.telephone_prob) and self.sample_rate > TELEPHONE_RATE:
+            waveform = telephone_band(waveform, self.sample_rate)
+        return waveform
+
+
+class RecordingLevel:
+    """With probability ``prob``, a gain drawn uniformly in decibels, then storage at 16 bits (clipping, rounding)."""
+
+    def __init__(self, prob: float, level_db: list[float]) -> None:
+        self.prob, self.level_db = prob, level_db
+
+    def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
+        if not _happens(self.prob):
+            return waveform
+        return stored_16_bit(waveform * 10 ** (uniform(*self.level_db) / 20))
+
+
+def _happens(prob: float) -> bool:
+    return prob > 0 and float(torch.rand(())) < prob
+
+
 class WaveformAugmentation:
-    """Speed perturbation then silence padding, each where configured (a class, so loader workers can pickle it)."""
+    """Each configured step in turn: speed perturbation, recording conditions, silence
+    padding, recording level (a class, so loader workers can pickle it). Padding
+    follows the conditions so that it repeats the background they left; the
+    level comes last, as storing the recording does."""
 
     def __init__(self, config: AugmentConfig, sample_rate: int) -> None:
         self.steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
         if list(config.speed_factors) != [1.0]:
             self.steps.append(SpeedPerturbation(sample_rate, config.speed_factors))
+        if max(config.reverb_prob, config.noise_prob, config.telephone_prob) > 0:
+            self.steps.append(RecordingConditions(config, sample_rate))
         if config.pad_prob > 0:
             self.steps.append(SilencePadding(sample_rate, config.pad_prob, config.pad_seconds, config.pad_attenuation_db))
+        if config.level_prob > 0:
+            self.steps.append(RecordingLevel(config.level_prob, config.level_db))
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
         for step in self.steps:

@@ -112,7 +112,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
         node[last] = yaml.safe_load(value)
     try:
         return _build(TrainConfig, values, str(path))
-    except TypeError as error:
+    except (TypeError, ValueError) as error:  # wrong types, or values a section's __post_init__ refuses
         raise ConfigError(f"{path}: {error}") from None
 
 

@@ -105,6 +105,8 @@ def test_config_errors_are_clear(setup: dict[str, Path], tmp_path: Path) -> None
     (tmp_path / "bad.yaml").write_text("optim:\n  epoch: 3\n")
     with pytest.raises(ConfigError, match="unknown keys epoch"):
         load_config(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match=r"augment.level_db must be \[low, high\]"):
+        load_config(setup["config"], ["augment.level_db=[10, -30]"])
     assert load_config(setup["config"], ["optim.lr=0.5", "model.num_layers=2"]).optim.lr == 0.5
 
 
