@@ -180,6 +180,7 @@ class Trainer:
             torch.manual_seed(config.seed + self.dist.rank)  # but each rank its own augmentation
 
         self.dev_set = read_manifest(dev_manifest) if dev_manifest else []
+        self.waveform_augmentation = WaveformAugmentation(config.augment, config.features.sample_rate)
         self.loader, self.train_data, self.batches_per_epoch, self.train_utterances = self.training_data(train_manifest)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
@@ -213,11 +214,13 @@ class Trainer:
         """
         config = self.config
         hop = config.features.hop_ms / 1000
-        perturb = WaveformAugmentation(config.augment, config.features.sample_rate)
         loader_options = {
             "num_workers": config.num_workers,
             "pin_memory": self.device.type == "cuda",
             "worker_init_fn": _single_thread_worker,
+            # Workers are started anew each epoch: they take the dataset, and so
+            # the epoch of the augmentation and of a streamed dataset, as it is then.
+            "persistent_workers": False,
         }
         if is_shards(train) or config.stream.enabled:
             source = ShardSource(train, config.stream.shuffle_shards, config.seed) if is_shards(train) else ManifestSource(train)
@@ -229,11 +232,10 @@ class Trainer:
                 )
             dataset = StreamingDataset(
                 source, config.stream, self.tokenizer, config.features.sample_rate, config.optim.max_batch_frames, hop,
-                self.output_frames, perturb, config.augment.concat_prob, config.seed, self.dist.rank, self.dist.world_size,
+                self.output_frames, self.waveform_augmentation, config.augment.concat_prob, config.seed, self.dist.rank, self.dist.world_size,
             )
             batches = source.size.batches(config.optim.max_batch_frames, hop, config.augment.concat_prob) // self.dist.world_size
-            # Workers are started anew each epoch: they take the dataset, and so the epoch number, as it is then.
-            loader = DataLoader(dataset, batch_size=None, persistent_workers=False, **loader_options)
+            loader = DataLoader(dataset, batch_size=None, **loader_options)
             return loader, dataset, max(1, batches), source.size.utterances
 
         utterances, problems = encodable(read_manifest(train), self.tokenizer, self.output_frames)
@@ -253,8 +255,8 @@ class Trainer:
             world_size=self.dist.world_size,
             batches_per_step=config.optim.accumulate_grad,
         )
-        dataset = SpeechDataset(utterances, self.tokenizer, config.features.sample_rate, perturb)
-        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, persistent_workers=config.num_workers > 0, **loader_options)
+        dataset = SpeechDataset(utterances, self.tokenizer, config.features.sample_rate, self.waveform_augmentation)
+        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, **loader_options)
         return loader, sampler, len(sampler), len(utterances)
 
     # -- state ---------------------------------------------------------------
@@ -392,6 +394,7 @@ class Trainer:
         run_start = time.perf_counter()
         while self.epoch < self.config.optim.epochs:
             self.train_data.set_epoch(self.epoch)
+            self.waveform_augmentation.set_epoch(self.epoch)
             augment = self.epoch >= self.config.augment.specaugment_from_epoch
             self.model.train()
             start = time.perf_counter()

@@ -69,9 +69,10 @@ def test_waveform_augmentation_follows_the_config(an4_files: list[Path]) -> None
     waveform = load_audio(an4_files[0], 16000)
     assert WaveformAugmentation(AugmentConfig(), 16000)(waveform) is waveform
     steps = WaveformAugmentation(AugmentConfig(speed_factors=[0.9, 1.1], pad_prob=0.5), 16000).steps
-    assert [type(step) for step in steps] == [SpeedPerturbation, SilencePadding]
-    config = AugmentConfig(noise_prob=0.5, pad_prob=0.5, level_prob=0.5)
-    assert [type(step) for step in WaveformAugmentation(config, 16000).steps] == [RecordingConditions, SilencePadding, RecordingLevel]
+    assert [type(step) for _, step in steps] == [SpeedPerturbation, SilencePadding]
+    config = AugmentConfig(noise_prob=0.5, pad_prob=0.5, level_prob=0.5, conditions_from_epoch=3)
+    steps = WaveformAugmentation(config, 16000).steps
+    assert [(first, type(step)) for first, step in steps] == [(3, RecordingConditions), (0, SilencePadding), (3, RecordingLevel)]
     with pytest.raises(ValueError, match="noise_snr_db must be"):
         AugmentConfig(noise_snr_db=[30.0, 5.0])
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 import yaml
 
+from asr.audio import load_audio
 from asr.checkpoint import load_model
 from asr.cli import main
-from asr.data import Batch, Utterance, make_utterance, write_manifest
+from asr.data import Batch, Utterance, make_utterance, read_manifest, write_manifest
 from asr.train import ConfigError, Trainer, load_config, lr_factor
 
 TINY = {
@@ -99,6 +100,23 @@ def test_labels_longer_than_frames_are_filtered_and_counted(setup: dict[str, Pat
     assert trainer.train_utterances == len(utterances) - 1
     out = capsys.readouterr().out
     assert "output frames" in out and "left out 1 of 10 training utterances" in out
+
+
+def test_recording_conditions_reach_loader_workers_from_their_epoch(setup: dict[str, Path], tmp_path: Path) -> None:
+    quiet = ("augment.level_prob=1.0", "augment.level_db=[-30, -30]", "augment.conditions_from_epoch=1")
+    trainer = make_trainer(setup, tmp_path, "num_workers=1", *quiet)
+    originals = [load_audio(u.audio_filepath, 16000) for u in read_manifest(setup["train"])]
+
+    def level_db(epoch: int) -> float:
+        """The epoch's first batch's level against the same utterances as read from their files."""
+        trainer.train_data.set_epoch(epoch)
+        trainer.waveform_augmentation.set_epoch(epoch)
+        batch = next(iter(trainer.loader))  # read by a worker process
+        original = torch.cat([originals[i] for i in batch.indices])
+        return 10 * torch.log10(batch.waveforms.square().sum() / original.square().sum()).item()
+
+    assert level_db(0) == pytest.approx(0.0, abs=0.01)
+    assert level_db(1) == pytest.approx(-30.0, abs=0.1)
 
 
 def test_config_errors_are_clear(setup: dict[str, Path], tmp_path: Path) -> None:
