@@ -67,7 +67,7 @@ class AugmentConfig:
     # The conditions and the level start at this epoch: heard from the first
     # step they hold CTC on its all-blank plateau (dev WER 97.8% after 9 epochs
     # with a fifth to a quarter of utterances changed by each, where row Q's
-    # was 35% after 8), as SpecAugment does (specaugment_from_epoch).
+    # was 32% after 8), as SpecAugment does (specaugment_from_epoch).
     conditions_from_epoch: int = 0
 
     def __post_init__(self) -> None:
@@ -82,6 +82,11 @@ class AugmentConfig:
 def uniform(low: float, high: float) -> float:
     """One draw from torch's generator (seeded per loader worker), uniform between ``low`` and ``high``."""
     return low + (high - low) * float(torch.rand(()))
+
+
+def happens(prob: float) -> bool:
+    """True with probability ``prob``, from the same generator (no draw when ``prob`` is 0)."""
+    return prob > 0 and float(torch.rand(())) < prob
 
 
 class SpeedPerturbation:
@@ -112,10 +117,10 @@ class SilencePadding:
         self.attenuation_db = attenuation_db
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
-        if torch.rand(()) >= self.prob:
+        if not happens(self.prob):
             return waveform
         before, after = (torch.rand(2) * self.max_seconds * self.sample_rate).long().tolist()
-        gain = 10.0 ** (-float(torch.rand(())) * self.attenuation_db / 20)
+        gain = 10.0 ** (-uniform(0.0, self.attenuation_db) / 20)
         noise = background_noise(waveform, int(self.EDGE_SECONDS * self.sample_rate)) * gain
         return torch.cat([reflect_tile(noise, before), waveform, reflect_tile(noise, after)])
 
@@ -181,12 +186,12 @@ class RecordingConditions:
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
         config = self.config
-        if _happens(config.reverb_prob):
+        if happens(config.reverb_prob):
             waveform = reverberant(waveform, room_response(uniform(*config.reverb_rt60), self.sample_rate))
-        if _happens(config.noise_prob):
+        if happens(config.noise_prob):
             noise = coloured_noise(waveform.numel(), uniform(0.0, 2.0))
             waveform = with_noise(waveform, noise, uniform(*config.noise_snr_db))
-        if _happens(config.telephone_prob) and self.sample_rate > TELEPHONE_RATE:
+        if happens(config.telephone_prob) and self.sample_rate > TELEPHONE_RATE:
             waveform = telephone_band(waveform, self.sample_rate)
         return waveform
 
@@ -198,13 +203,9 @@ class RecordingLevel:
         self.prob, self.level_db = prob, level_db
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
-        if not _happens(self.prob):
+        if not happens(self.prob):
             return waveform
         return stored_16_bit(waveform * 10 ** (uniform(*self.level_db) / 20))
-
-
-def _happens(prob: float) -> bool:
-    return prob > 0 and float(torch.rand(())) < prob
 
 
 class WaveformAugmentation:
