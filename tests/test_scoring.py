@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,21 @@ def test_score_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["score", str(tmp_path / "ref"), str(tmp_path / "hyp")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "u2" in err and len(err.splitlines()) == 1
+
+
+def test_error_analysis_splits_letters_from_words(tmp_path: Path) -> None:
+    """benchmarks/error_analysis.py: letter and word errors add up to the WER's, substitutions listed."""
+    (tmp_path / "ref.txt").write_text("u1 m a r k\nu2 october fifth\nu3 yes\n")
+    (tmp_path / "hyp.txt").write_text("u1 n a r k t\nu2 november fifth\nu3 yes\n")
+    script = Path(__file__).parent.parent / "benchmarks" / "error_analysis.py"
+    result = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, check=True)
+    out = result.stdout
+    assert "utterances: 3, 2 with an error" in out
+    assert "all words: 3 errors in 7 words" in out  # m->n, inserted t, october->november
+    assert "spelled letters: 2 errors in 4 words (50.00%)" in out
+    assert "other words: 1 errors in 3 words (33.33%)" in out
+    assert "m -> n: 1" in out and "october -> november: 1" in out
+    assert score(read_transcripts(tmp_path / "ref.txt"), read_transcripts(tmp_path / "hyp.txt")).word_errors == 3
+    (tmp_path / "hyp.txt").write_text("u1 n a r k\n")
+    result = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode != 0 and result.stderr.strip().startswith("error:") and len(result.stderr.splitlines()) == 1
