@@ -32,11 +32,11 @@ class Scores:
     char_errors: int
 
 
-def score(references: dict[str, str], hypotheses: dict[str, str]) -> Scores:
-    """Score hypotheses against references, paired by utterance id.
+def paired(references: dict[str, str], hypotheses: dict[str, str]) -> list[tuple[str, str, str]]:
+    """``(id, reference, hypothesis)`` for every utterance, both sides normalized, sorted by id.
 
     Every reference needs a hypothesis and vice versa; a mismatch is an error,
-    not a silently smaller test set.
+    not a silently smaller test set. So is a reference that normalizes to nothing.
     """
     missing = sorted(set(references) - set(hypotheses))
     extra = sorted(set(hypotheses) - set(references))
@@ -50,11 +50,18 @@ def score(references: dict[str, str], hypotheses: dict[str, str]) -> Scores:
     ids = sorted(references)
     if not ids:
         raise ScoringError("no utterances to score")
-    refs = [normalize(references[i]) for i in ids]
-    hyps = [normalize(hypotheses[i]) for i in ids]
-    empty = [i for i, ref in zip(ids, refs) if not ref]
+    pairs = [(i, normalize(references[i]), normalize(hypotheses[i])) for i in ids]
+    empty = [i for i, ref, _ in pairs if not ref]
     if empty:
         raise ScoringError(f"{len(empty)} references are empty after normalization (e.g. {empty[0]})")
+    return pairs
+
+
+def score(references: dict[str, str], hypotheses: dict[str, str]) -> Scores:
+    """Score hypotheses against references, paired by utterance id (see :func:`paired`)."""
+    pairs = paired(references, hypotheses)
+    refs = [ref for _, ref, _ in pairs]
+    hyps = [hyp for _, _, hyp in pairs]
     words = jiwer.process_words(refs, hyps)
     chars = jiwer.process_characters(refs, hyps)
     word_count = sum(len(r.split()) for r in refs)
@@ -64,7 +71,7 @@ def score(references: dict[str, str], hypotheses: dict[str, str]) -> Scores:
     return Scores(
         wer=100.0 * word_errors / word_count,
         cer=100.0 * char_errors / char_count,
-        utterances=len(ids),
+        utterances=len(pairs),
         words=word_count,
         characters=char_count,
         word_errors=word_errors,

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import jiwer
 
-from asr.scoring import ScoringError, read_transcripts, score
-from asr.text import normalize
+from asr.scoring import ScoringError, paired, read_transcripts
 
 
 def is_letter(word: str) -> bool:
@@ -67,11 +66,10 @@ class ErrorCounts:
 
 
 def analyse(references: dict[str, str], hypotheses: dict[str, str]) -> ErrorCounts:
-    """Error counts of a decoding; ids are paired and checked as `asr.scoring.score` does."""
-    score(references, hypotheses)  # raises on unpaired ids or empty references
+    """Error counts of a decoding, paired and normalized as `asr.scoring.score` pairs them."""
     counts = ErrorCounts()
-    for utt_id in sorted(references):
-        counts.add(normalize(references[utt_id]), normalize(hypotheses[utt_id]))
+    for _, reference, hypothesis in paired(references, hypotheses):
+        counts.add(reference, hypothesis)
     return counts
 
 
