@@ -134,7 +134,13 @@ def cmd_decode(args: argparse.Namespace) -> int:
     (out_dir / "hyp.txt").write_text("".join(f"{u.utt_id} {result.hypotheses[u.utt_id]}\n" for u in decoded))
     (out_dir / "ref.txt").write_text("".join(f"{u.utt_id} {u.text}\n" for u in decoded))
     failed = len(utterances) - len(decoded)
-    method = f"beam search (LM weight {decoder.options.lm_weight:g}, word score {decoder.options.word_score:g})" if decoder else "greedy"
+    method = "greedy"
+    if decoder:
+        options = decoder.options
+        method = (
+            f"beam search (LM weight {options.lm_weight:g}, word score {options.word_score:g},"
+            f" letter scale {options.letter_lm_scale:g})"
+        )
     print(
         f"{method}: decoded {len(decoded)} utterances ({result.audio_seconds:.1f} s of audio) into {out_dir} in"
         f" {result.wall_seconds:.1f} s: real-time factor {result.real_time_factor:.4f}"
@@ -234,25 +240,35 @@ def cmd_lm(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    """Grid-search the LM weight and word score on a dev manifest; store the best in the model file."""
+    """Grid-search the LM weight, word score and letter scale on a dev manifest; store the best in the model file."""
     utterances = read_manifest(args.manifest)
     refuse_test_data(args.manifest, utterances)
     model = load_model(args.model, resolve_device(args.device))
     options = beam_options(model, args)
-    grid = tune_lm(model, utterances, args.lm, args.lm_weights, args.word_scores, options)
+    grid = tune_lm(model, utterances, args.lm, args.lm_weights, args.word_scores, args.letter_lm_scales, options)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "grid.jsonl").write_text("".join(json.dumps(vars(point)) + "\n" for point in grid))
     best = grid[0]
-    store_decoding(args.model, {"lm_weight": best.lm_weight, "word_score": best.word_score, "lexicon": options.lexicon})
+    chosen = {"lm_weight": best.lm_weight, "word_score": best.word_score, "letter_lm_scale": best.letter_lm_scale}
+    store_decoding(args.model, {**chosen, "lexicon": options.lexicon})
     print(
         f"best of {len(grid)} on {args.manifest}: LM weight {best.lm_weight:g}, word score {best.word_score:g},"
+        f" letter scale {best.letter_lm_scale:g},"
         f" WER {best.wer:.2f}%, CER {best.cer:.2f}% (stored in {args.model}; grid in {out_dir / 'grid.jsonl'})"
     )
     return 0
 
 
-BEAM_OPTION_NAMES = ("lm_weight", "word_score", "beam_size", "beam_size_token", "beam_threshold", "lexicon")
+BEAM_OPTION_NAMES = (
+    "lm_weight",
+    "word_score",
+    "letter_lm_scale",
+    "beam_size",
+    "beam_size_token",
+    "beam_threshold",
+    "lexicon",
+)
 
 
 def beam_options(model: ASRModel, args: argparse.Namespace) -> BeamSearchOptions:
@@ -271,6 +287,11 @@ def add_beam_options(p: argparse.ArgumentParser, lm_required: bool = False) -> N
     p.add_argument("--lm", required=lm_required, help="word n-gram in ARPA format: beam search instead of greedy")
     p.add_argument("--lm-weight", type=float, help="default: the value tuned into the model file, else 1")
     p.add_argument("--word-score", type=float, help="default: the value tuned into the model file, else 0")
+    p.add_argument(
+        "--letter-lm-scale",
+        type=float,
+        help="spelled letters' LM scores times this (default: the value tuned into the model file, else 1)",
+    )
     p.add_argument("--beam-size", type=int, help="hypotheses kept per frame (default 50)")
     p.add_argument("--beam-size-token", type=int, help="tokens tried per frame (default: all)")
     p.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
@@ -324,12 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="ARPA file to write")
     p.set_defaults(run=cmd_lm)
 
-    p = commands.add_parser("tune", help="choose the LM weight and word score on a dev manifest")
+    p = commands.add_parser("tune", help="choose the LM weight, word score and letter scale on a dev manifest")
     p.add_argument("model", help="model file (model.pt): the chosen values are stored in it")
     p.add_argument("manifest", help="dev manifest (test data is refused)")
     p.add_argument("--out-dir", required=True, help="where to write grid.jsonl")
     p.add_argument("--lm-weights", type=float_list, default=[0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0])
     p.add_argument("--word-scores", type=float_list, default=[-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    p.add_argument(
+        "--letter-lm-scales",
+        type=float_list,
+        default=[1.0],
+        help="spelled letters' LM scales to try, e.g. 0,0.25,0.5,1 (default 1: as any word; README, row T)",
+    )
     p.add_argument("--device", default="auto")
     add_beam_options(p, lm_required=True)
     p.set_defaults(run=cmd_tune)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from flashlight.lib.text.decoder.kenlm import KenLM
-from flashlight.lib.text.dictionary import Dictionary, create_word_dict
+from flashlight.lib.text.dictionary import Dictionary
 from torchaudio.models.decoder import (
     CTCDecoder,
     CTCDecoderLM,
@@ -53,6 +53,9 @@ class BeamSearchOptions:
 
     lm_weight: float = 1.0
     word_score: float = 0.0  # added per word; offsets the LM's preference for short outputs
+    # Spelled letters' (one-letter words') LM scores are multiplied by this: their
+    # n-grams come from the few names spelled in training and say little about others.
+    letter_lm_scale: float = 1.0
     beam_size: int = 50
     beam_size_token: int | None = None  # tokens expanded per frame; None: all
     beam_threshold: float = 25.0  # hypotheses this far below the best are pruned
@@ -82,27 +85,33 @@ class BeamSearchDecoder:
         # flashlight spells word boundaries with a silence token instead of a space.
         self.tokens = [SILENCE if c == SPACE else c for c in vocabulary]
         self.words = [w for w in arpa_vocabulary(lm_path) if set(w) <= set(vocabulary)]
+        self.word_dict = word_dictionary([*self.words, UNKNOWN])
         try:
             with _quiet_stderr():  # KenLM draws a progress bar while it reads an ARPA file
-                self.language_model = self._load_language_model()
+                self.kenlm = KenLM(str(lm_path), self.word_dict)
+                self.language_model = self._language_model()
                 self.decoder = self._build()
         except RuntimeError as error:  # KenLM's reason is on the first line of a long message
             raise LanguageModelError(f"{lm_path}: KenLM cannot load it ({str(error).splitlines()[0]})") from None
 
-    def with_weights(self, lm_weight: float, word_score: float) -> BeamSearchDecoder:
+    def with_weights(self, lm_weight: float, word_score: float, letter_lm_scale: float = 1.0) -> BeamSearchDecoder:
         """The same search with other weights, sharing the loaded language model (tuning tries many)."""
         other = copy.copy(self)
-        other.options = replace(self.options, lm_weight=lm_weight, word_score=word_score)
+        other.options = replace(
+            self.options, lm_weight=lm_weight, word_score=word_score, letter_lm_scale=letter_lm_scale
+        )
+        other.language_model = other._language_model()
         other.decoder = other._build()
         return other
 
-    def _load_language_model(self) -> CTCDecoderLM | KenLM:
-        if self.options.lexicon:  # word indices follow the order of the lm_dict file that _build writes
-            dictionary = Dictionary()
-            for word in [*self.words, UNKNOWN]:
-                dictionary.add_entry(word)
-            return KenLM(str(self.lm_path), dictionary)
-        return WordBoundaryLM(self.lm_path, self.words, self.tokens)
+    def _language_model(self) -> CTCDecoderLM | KenLM:
+        """KenLM itself where it can score the search alone (lexicon, letters unscaled: the fastest)."""
+        letter_scale = self.options.letter_lm_scale
+        if not self.options.lexicon:
+            return WordBoundaryLM(self.kenlm, self.word_dict, self.tokens, letter_scale)
+        if letter_scale == 1.0:
+            return self.kenlm
+        return ScaledWordLM(self.kenlm, [letter_scale if len(w) == 1 else 1.0 for w in [*self.words, UNKNOWN]])
 
     def _build(self) -> CTCDecoder:
         options = self.options
@@ -151,20 +160,60 @@ class BeamSearchDecoder:
         return " ".join(spelled.split())
 
 
-class WordBoundaryLM(CTCDecoderLM):
-    """A word n-gram for lexicon-free decoding: characters score nothing, and each
-    silence token (a word boundary) scores the word spelled since the last one.
+def word_dictionary(words: list[str]) -> Dictionary:
+    """Words indexed in their order (that of the lm_dict file the decoder reads); unknown words map to the last."""
+    dictionary = Dictionary()
+    for word in words:
+        dictionary.add_entry(word)
+    dictionary.set_default_index(len(words) - 1)
+    return dictionary
 
-    KenLM does the scoring; a word outside its vocabulary gets the probability of
-    ``<unk>``. States form a trie over token histories (``state.child``), which is
-    how flashlight recognizes two hypotheses with the same history.
+
+class ScaledWordLM(CTCDecoderLM):
+    """KenLM with each word's log-probability multiplied by its own factor (``scales[word index]``).
+
+    States form a trie over word histories (``state.child``), which is how
+    flashlight recognizes two hypotheses with the same history.
     """
 
-    def __init__(self, lm_path: str | Path, words: list[str], tokens: list[str]) -> None:
+    def __init__(self, kenlm: KenLM, scales: list[float]) -> None:
         CTCDecoderLM.__init__(self)
-        self.word_dict = create_word_dict({w: [[w]] for w in [*words, UNKNOWN]})
-        self.kenlm = KenLM(str(lm_path), self.word_dict)
+        self.kenlm = kenlm
+        self.scales = scales
+        self.states: dict[CTCDecoderLMState, object] = {}  # state -> KenLM state
+
+    def start(self, start_with_nothing: bool) -> CTCDecoderLMState:
+        self.states.clear()  # one utterance at a time: forget the last one's trie
+        state = CTCDecoderLMState()
+        self.states[state] = self.kenlm.start(start_with_nothing)
+        return state
+
+    def score(self, state: CTCDecoderLMState, usr_token_idx: int) -> tuple[CTCDecoderLMState, float]:
+        child = state.child(usr_token_idx)
+        self.states[child], score = self.kenlm.score(self.states[state], usr_token_idx)
+        return child, score * self.scales[usr_token_idx]
+
+    def finish(self, state: CTCDecoderLMState) -> tuple[CTCDecoderLMState, float]:
+        child = state.child(-1)
+        self.states[child], score = self.kenlm.finish(self.states[state])
+        return child, score
+
+
+class WordBoundaryLM(CTCDecoderLM):
+    """A word n-gram for lexicon-free decoding: characters score nothing, and each
+    silence token (a word boundary) scores the word spelled since the last one
+    (a one-letter word's score times ``letter_lm_scale``).
+
+    KenLM does the scoring; a word outside its vocabulary gets the probability of
+    ``<unk>``. States form a trie over token histories, as in :class:`ScaledWordLM`.
+    """
+
+    def __init__(self, kenlm: KenLM, word_dict: Dictionary, tokens: list[str], letter_lm_scale: float) -> None:
+        CTCDecoderLM.__init__(self)
+        self.kenlm = kenlm
+        self.word_dict = word_dict
         self.tokens = tokens
+        self.letter_lm_scale = letter_lm_scale
         self.states: dict[CTCDecoderLMState, tuple[object, str]] = {}  # state -> (KenLM state, partial word)
 
     def start(self, start_with_nothing: bool) -> CTCDecoderLMState:
@@ -183,7 +232,7 @@ class WordBoundaryLM(CTCDecoderLM):
         if not partial:
             self.states[child] = (kenlm_state, "")
             return child, 0.0
-        next_state, score = self.kenlm.score(kenlm_state, self._index(partial))
+        next_state, score = self._score_word(kenlm_state, partial)
         self.states[child] = (next_state, "")
         return child, score
 
@@ -191,14 +240,16 @@ class WordBoundaryLM(CTCDecoderLM):
         kenlm_state, partial = self.states[state]
         score = 0.0
         if partial:
-            kenlm_state, score = self.kenlm.score(kenlm_state, self._index(partial))
+            kenlm_state, score = self._score_word(kenlm_state, partial)
         final_state, end_score = self.kenlm.finish(kenlm_state)
         child = state.child(-1)
         self.states[child] = (final_state, "")
         return child, score + end_score
 
-    def _index(self, word: str) -> int:
-        return self.word_dict.get_index(word)  # unknown words map to <unk>
+    def _score_word(self, kenlm_state: object, word: str) -> tuple[object, float]:
+        index = self.word_dict.get_index(word)  # unknown words map to <unk>
+        next_state, score = self.kenlm.score(kenlm_state, index)
+        return next_state, score * (self.letter_lm_scale if len(word) == 1 else 1.0)
 
 
 @contextlib.contextmanager

@@ -102,3 +102,19 @@ def test_a_file_that_is_not_a_language_model_is_one_clear_error(tmp_path: Path) 
     broken.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0\tthe\n-1.0\tcat\n\n\\end\\\n")
     with pytest.raises(LanguageModelError, match="broken.arpa: KenLM cannot load it"):
         BeamSearchDecoder(VOCABULARY, broken, BeamSearchOptions())
+
+
+@pytest.mark.parametrize("lexicon", [True, False])
+def test_letter_scale_lets_the_acoustics_choose_spelled_letters(tmp_path: Path, lexicon: bool) -> None:
+    # Training spelled "c a t" three times and "c a s" once; the audio leans to "s" (0.5 against 0.4 for "t").
+    lm_path = tmp_path / "letters.arpa"
+    write_arpa(estimate([s.split() for s in ["c a t", "c a t", "c a t", "c a s", "the cat sat"]], order=3), lm_path)
+    log_probs = emissions(spell("c a s", {4: {"s": 0.5, "t": 0.4}}))
+    lengths = torch.tensor([log_probs.size(1)])
+    decoder = BeamSearchDecoder(VOCABULARY, lm_path, BeamSearchOptions(lm_weight=2.0, lexicon=lexicon))
+    assert decoder(log_probs, lengths) == ["c a t"]  # the letter n-gram overrules the audio
+    assert decoder.with_weights(2.0, 0.0, letter_lm_scale=0.0)(log_probs, lengths) == ["c a s"]
+    # Words other than letters keep the LM's full weight: "cet" is still read as "cat".
+    words = emissions(spell("the cet sat", {5: {"e": 0.5, "a": 0.4}}))
+    scaled = BeamSearchDecoder(VOCABULARY, lm_path, BeamSearchOptions(lm_weight=2.0, letter_lm_scale=0.0, lexicon=lexicon))
+    assert scaled(words, torch.tensor([words.size(1)])) == ["the cat sat"]

@@ -65,9 +65,10 @@ def test_every_stage_leaves_its_outputs(recipe_run: tuple[Path, subprocess.Compl
     assert arpa.startswith("\\data\\") and "\\3-grams:" in arpa
     # 5: tuning on dev stores the chosen values in the model file
     model = load_model(exp / "model.pt")
-    assert set(model.decoding) == {"lm_weight", "word_score", "lexicon"}
+    assert set(model.decoding) == {"lm_weight", "word_score", "letter_lm_scale", "lexicon"}
     grid = [json.loads(line) for line in (exp / "tune/grid.jsonl").read_text().splitlines()]
-    assert len(grid) == 49 and grid[0]["lm_weight"] == model.decoding["lm_weight"]
+    assert len(grid) == 7 * 7  # the letter scale is tried only when asked
+    assert all(grid[0][name] == model.decoding[name] for name in ("lm_weight", "word_score", "letter_lm_scale"))
     assert grid[0]["wer"] == min(point["wer"] for point in grid)
     # 6: both decodings print their real-time factors
     assert result.stdout.count("real-time factor") == 4
