@@ -3,8 +3,9 @@
 The trainer of a real configuration runs the same epoch's batches twice:
 
 - fed by its own loader: audio read from the files, speed perturbation,
-  silence padding and concatenation in the loader's worker processes,
-  while the model trains (the full pipeline);
+  silence padding and concatenation, in loader worker processes while the
+  model trains, or between steps in the trainer's process (``num_workers``;
+  ``auto``, the default, has no workers on the CPU) (the full pipeline);
 - from batches read beforehand into memory: features, SpecAugment, forward,
   CTC, backward and the optimizer only (the model alone).
 
@@ -12,7 +13,7 @@ Both are timed over the same steps, alternately for a few rounds, and the
 medians printed in audio seconds per second of wall time. Issue 5 asks that
 the first be within 10% of the second.
 
-    python benchmarks/data_pipeline.py exp/an4/manifests/train.jsonl exp/an4/stats.json
+    python benchmarks/data_pipeline.py exp/an4/manifests/train.jsonl exp/an4/stats.json [--set num_workers=1]
 """
 
 from __future__ import annotations

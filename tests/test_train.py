@@ -11,7 +11,7 @@ from asr.audio import load_audio
 from asr.checkpoint import load_model
 from asr.cli import main
 from asr.data import Batch, Utterance, make_utterance, read_manifest, write_manifest
-from asr.train import ConfigError, Trainer, load_config, lr_factor
+from asr.train import ConfigError, Trainer, load_config, loader_workers, lr_factor
 
 TINY = {
     "model": {"conv_channels": 32, "hidden_size": 32, "num_layers": 1, "dropout": 0.0},
@@ -126,6 +126,17 @@ def test_config_errors_are_clear(setup: dict[str, Path], tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"augment.level_db must be \[low, high\]"):
         load_config(setup["config"], ["augment.level_db=[10, -30]"])
     assert load_config(setup["config"], ["optim.lr=0.5", "model.num_layers=2"]).optim.lr == 0.5
+    with pytest.raises(ConfigError, match="num_workers must be auto or a count of processes, not 'two'"):
+        load_config(setup["config"], ["num_workers=two"])
+
+
+def test_loader_workers_leave_the_cpu_to_the_model(setup: dict[str, Path], tmp_path: Path) -> None:
+    assert loader_workers("auto", torch.device("cpu")) == 0
+    assert 1 <= loader_workers("auto", torch.device("cuda")) <= 8
+    assert loader_workers(3, torch.device("cpu")) == 3
+    trainer = make_trainer(setup, tmp_path, "num_workers=auto", "device=cpu")
+    assert trainer.loader.num_workers == 0
+    assert next(iter(trainer.loader)).waveforms.numel() > 0  # read in the trainer's own process
 
 
 def test_learning_rate_schedule_warms_up_then_decays() -> None:
