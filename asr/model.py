@@ -1,5 +1,9 @@
 """The acoustic model: convolutional subsampling, stacked BiLSTMs, a linear layer to characters.
 
+In training, one lower BiLSTM layer may also predict the transcript through the
+same output layer (intermediate CTC, Lee and Watanabe, 2021): a second loss that
+regularizes the lower layers and adds no parameters, so inference is unchanged.
+
 Padding never changes a result: every convolution output past an
 utterance's end is zeroed, the forward LSTMs read each utterance from its
 start, and the backward LSTMs read it reversed within its own length, so an
@@ -9,6 +13,7 @@ utterance gives the same output alone as inside a padded batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -29,10 +34,16 @@ class ModelConfig:
     hidden_size: int = 256
     num_layers: int = 3
     dropout: float = 0.2
+    inter_ctc_layer: int = 0  # BiLSTM layer (from 1) whose output also gets a CTC loss in training; 0: none
 
     def __post_init__(self) -> None:
         if self.subsampling not in (2, 4):
             raise ValueError(f"subsampling must be 2 or 4, not {self.subsampling}")
+        if not 0 <= self.inter_ctc_layer < self.num_layers:
+            raise ValueError(
+                f"inter_ctc_layer must be 0 (none) or a layer below the top one (1 to {self.num_layers - 1}),"
+                f" not {self.inter_ctc_layer}"
+            )
 
     def output_frames(self, frames: int | torch.Tensor) -> int | torch.Tensor:
         """Frames after subsampling: each stride-2 layer maps n to ceil(n / 2)."""
@@ -92,7 +103,15 @@ class BiLSTM(nn.Module):
             _open_forget_gate(lstm)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, packed: bool | None = None) -> torch.Tensor:
-        """``packed`` (default: on a GPU) runs each direction over packed sequences: cuDNN then skips
+        """The top layer's output ``(batch, frames, 2 * hidden_size)``."""
+        for x in self.layers(x, lengths, packed):
+            pass
+        return x
+
+    def layers(self, x: torch.Tensor, lengths: torch.Tensor, packed: bool | None = None) -> Iterator[torch.Tensor]:
+        """Each layer's output in turn, bottom to top.
+
+        ``packed`` (default: on a GPU) runs each direction over packed sequences: cuDNN then skips
         the padding, which is where its speed lies; on the CPU the padded form is the faster."""
         packed = x.is_cuda if packed is None else packed
         for layer, (forward, backward) in enumerate(zip(self.forward_layers, self.backward_layers)):
@@ -104,7 +123,7 @@ class BiLSTM(nn.Module):
             else:
                 (ahead, _), (behind, _) = forward(x), backward(reversed_x)
             x = torch.cat([ahead, reverse_padded(behind, lengths)], dim=-1)
-        return x
+            yield x
 
 
 def _run_packed(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -135,12 +154,26 @@ class CTCModel(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(2 * config.hidden_size, config.vocab_size)
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(batch, frames, input_dim)`` features to ``(batch, frames', vocab)`` log-probabilities."""
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor, intermediate: bool = False
+    ) -> tuple[torch.Tensor, ...]:
+        """``(batch, frames, input_dim)`` features to ``(batch, frames', vocab)`` log-probabilities and
+        frame counts; with ``intermediate``, also layer ``inter_ctc_layer``'s log-probabilities
+        (through the same output layer) for the intermediate CTC loss."""
         x, lengths = self.subsample(features, lengths)
-        x = self.lstm(x, lengths)
-        logits = self.output(self.dropout(x))
-        return logits.float().log_softmax(dim=-1), lengths
+        tapped = None
+        for layer, x in enumerate(self.lstm.layers(x, lengths), start=1):
+            if intermediate and layer == self.config.inter_ctc_layer:
+                tapped = self.log_probs(x)
+        if intermediate:
+            if tapped is None:
+                raise ValueError("intermediate log-probabilities need model.inter_ctc_layer set")
+            return self.log_probs(x), lengths, tapped
+        return self.log_probs(x), lengths
+
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Output layer and log-softmax, in float32 whatever the autocast (CTC needs it)."""
+        return self.output(self.dropout(x)).float().log_softmax(dim=-1)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

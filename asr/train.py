@@ -61,6 +61,7 @@ class OptimConfig:
     sortagrad_epochs: int = 1  # epochs whose batches come shortest first
     average_best: int = 0  # at the end, average the weights of this many best epochs by dev WER
     accumulate_grad: int = 1  # batches per optimizer step (per rank): a larger step without the memory
+    inter_ctc_weight: float = 0.3  # with model.inter_ctc_layer: loss = (1 - w) final CTC + w intermediate CTC
 
 
 @dataclass
@@ -369,10 +370,16 @@ class Trainer:
         features, frames = self.features(waveforms, lengths)
         if augment:
             features = self.specaugment(features)
+        intermediate = self.config.model.inter_ctc_layer > 0
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            log_probs, out_lengths = self.ddp(features, frames)
+            log_probs, out_lengths, *tapped = self.ddp(features, frames, intermediate=intermediate)
         # CTC in float32 whatever the autocast (log_probs already are), summed per utterance.
-        loss = self.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lengths.cpu(), batch.target_lengths)
+        out_lengths = out_lengths.cpu()
+        loss = self.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths)
+        if intermediate:
+            weight = self.config.optim.inter_ctc_weight
+            inter = self.ctc_loss(tapped[0].transpose(0, 1), batch.targets, out_lengths, batch.target_lengths)
+            loss = (1 - weight) * loss + weight * inter
         return loss / len(batch.indices)
 
     def steps(self) -> Iterator[list[Batch]]:

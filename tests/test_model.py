@@ -61,3 +61,25 @@ def test_bilstm_equals_torch_packed_bidirectional_lstm() -> None:
 def test_reverse_padded_keeps_padding_in_place() -> None:
     x = torch.arange(10.0).view(2, 5, 1)
     assert reverse_padded(x, torch.tensor([5, 3]))[:, :, 0].tolist() == [[4, 3, 2, 1, 0], [7, 6, 5, 8, 9]]
+
+
+def test_intermediate_ctc_taps_a_lower_layer_through_the_same_output_layer() -> None:
+    """The tap adds no parameters and changes no inference output; its log-probabilities are layer 1's."""
+    plain = small_model()
+    tapped = CTCModel(ModelConfig(**{**vars(plain.config), "inter_ctc_layer": 1})).eval()
+    tapped.load_state_dict(plain.state_dict())  # same parameter names and shapes: nothing was added
+    features, lengths = torch.randn(2, 60, 80), torch.tensor([60, 41])
+    log_probs, out_lengths = plain(features, lengths)
+    final, final_lengths, inter = tapped(features, lengths, intermediate=True)
+    torch.testing.assert_close(final, log_probs)
+    assert torch.equal(final_lengths, out_lengths)
+    x, sub_lengths = tapped.subsample(features, lengths)
+    layer_1 = next(tapped.lstm.layers(x, sub_lengths))
+    torch.testing.assert_close(inter, tapped.output(layer_1).log_softmax(dim=-1))
+    assert not torch.allclose(inter, final)
+
+
+@pytest.mark.parametrize("layer", [-1, 2])
+def test_intermediate_ctc_layer_must_lie_below_the_top(layer: int) -> None:
+    with pytest.raises(ValueError, match="inter_ctc_layer"):
+        ModelConfig(num_layers=2, inter_ctc_layer=layer)

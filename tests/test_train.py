@@ -144,3 +144,22 @@ def test_learning_rate_schedule_warms_up_then_decays() -> None:
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(factors[9:], factors[10:]))
     assert factors[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_intermediate_ctc_mixes_the_two_losses_and_learns(setup: dict[str, Path], tmp_path: Path) -> None:
+    """With ``model.inter_ctc_layer`` the loss is (1 - w) final CTC + w layer CTC, and training still learns."""
+    trainer = make_trainer(setup, tmp_path, "model.num_layers=2", "model.inter_ctc_layer=1", "optim.inter_ctc_weight=0.4", "optim.epochs=4")
+    batch = next(b for b in trainer.loader if b is not None)
+    trainer.model.eval()  # no dropout: the three losses below see the same network
+    with torch.no_grad():
+        features, frames = trainer.features(batch.waveforms, batch.lengths)
+        final, lengths, inter = trainer.model(features, frames, intermediate=True)
+        ctc = [trainer.ctc_loss(lp.transpose(0, 1), batch.targets, lengths, batch.target_lengths) / len(batch.indices) for lp in (final, inter)]
+        mixed = trainer.loss(batch, augment=False)
+    torch.testing.assert_close(mixed, 0.6 * ctc[0] + 0.4 * ctc[1])
+    trainer.model.train()
+    trainer.run()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    log_probs, _ = load_model(tmp_path / "model.pt").model(features, frames)  # the model file decodes as usual
+    assert log_probs.shape == final.shape
