@@ -63,6 +63,10 @@ class OptimConfig:
     accumulate_grad: int = 1  # batches per optimizer step (per rank): a larger step without the memory
     inter_ctc_weight: float = 0.3  # with model.inter_ctc_layer: loss = (1 - w) final CTC + w intermediate CTC
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.inter_ctc_weight <= 1:
+            raise ValueError(f"inter_ctc_weight must lie between 0 and 1, not {self.inter_ctc_weight}")
+
 
 @dataclass
 class TrainConfig:

@@ -163,3 +163,8 @@ def test_intermediate_ctc_mixes_the_two_losses_and_learns(setup: dict[str, Path]
     assert records[-1]["train_loss"] < records[0]["train_loss"]
     log_probs, _ = load_model(tmp_path / "model.pt").model(features, frames)  # the model file decodes as usual
     assert log_probs.shape == final.shape
+
+
+def test_intermediate_ctc_weight_must_be_a_share(setup: dict[str, Path]) -> None:
+    with pytest.raises(ConfigError, match="inter_ctc_weight"):
+        load_config(setup["config"], ["optim.inter_ctc_weight=1.5"])
