@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import resource
 import time
 from dataclasses import dataclass
@@ -44,12 +43,21 @@ class Result:
 def forward_flops_per_frame(config: ModelConfig) -> float:
     """Forward FLOPs per output frame (2 per multiply-add) of the convolutions, the LSTMs and the output layer."""
     flops = 0.0
-    width = config.input_dim
-    layers = int(math.log2(config.subsampling))
-    for layer in range(layers):
-        frames_per_output = 2 ** (layers - 1 - layer)  # the first convolution runs at twice the output rate, ...
-        flops += frames_per_output * 2 * config.conv_kernel * width * config.conv_channels
-        width = config.conv_channels
+    layers = config.stride2_layers
+    if config.frontend == "conv2d":
+        channels, bins = 1, config.input_dim
+        for layer in range(layers):
+            frames_per_output = 2 ** (layers - 1 - layer)  # the first convolution runs at twice the output rate, ...
+            bins = (bins + 1) // 2
+            flops += frames_per_output * bins * 2 * config.conv_kernel**2 * channels * config.conv2d_channels
+            channels = config.conv2d_channels
+        flops += 2 * channels * bins * config.conv_channels  # the projection to the LSTMs
+    else:
+        width = config.input_dim
+        for layer in range(layers):
+            frames_per_output = 2 ** (layers - 1 - layer)
+            flops += frames_per_output * 2 * config.conv_kernel * width * config.conv_channels
+            width = config.conv_channels
     hidden = config.hidden_size
     for layer in range(config.num_layers):
         inputs = config.conv_channels if layer == 0 else 2 * hidden

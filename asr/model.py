@@ -1,5 +1,10 @@
 """The acoustic model: convolutional subsampling, stacked BiLSTMs, a linear layer to characters.
 
+The subsampling front end is 1-D (each filter spans every mel bin) or 2-D
+(small filters slid over time and frequency, as in Deep Speech 2 and ESPnet's
+``Conv2dSubsampling``): a 2-D filter answers a formant pattern wherever it lies
+on the mel axis, which is what differs from one speaker's vocal tract to another.
+
 In training, one lower BiLSTM layer may also predict the transcript through the
 same output layer (intermediate CTC, Lee and Watanabe, 2021): a second loss that
 regularizes the lower layers and adds no parameters, so inference is unchanged.
@@ -28,9 +33,11 @@ class ModelConfig:
 
     input_dim: int = 80
     vocab_size: int = 29
-    conv_channels: int = 256
-    conv_kernel: int = 5
+    conv_channels: int = 256  # what the front end gives the LSTMs (and the 1-D convolutions' width)
+    conv_kernel: int = 5  # odd; the 2-D front end's filters are conv_kernel x conv_kernel
     subsampling: int = 4  # 2 or 4: one stride-2 convolution per factor of 2
+    frontend: str = "conv1d"  # "conv1d" or "conv2d"
+    conv2d_channels: int = 32  # the 2-D convolutions' channels
     hidden_size: int = 256
     num_layers: int = 3
     dropout: float = 0.2
@@ -39,17 +46,30 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.subsampling not in (2, 4):
             raise ValueError(f"subsampling must be 2 or 4, not {self.subsampling}")
+        if self.frontend not in ("conv1d", "conv2d"):
+            raise ValueError(f"frontend must be conv1d or conv2d, not {self.frontend}")
+        if self.conv_kernel % 2 == 0:
+            raise ValueError(f"conv_kernel must be odd (so that each stride-2 layer maps n frames to ceil(n / 2)), not {self.conv_kernel}")
         if not 0 <= self.inter_ctc_layer < self.num_layers:
             raise ValueError(
                 f"inter_ctc_layer must be 0 (none) or a layer below the top one (1 to {self.num_layers - 1}),"
                 f" not {self.inter_ctc_layer}"
             )
 
+    @property
+    def stride2_layers(self) -> int:
+        return int(math.log2(self.subsampling))
+
     def output_frames(self, frames: int | torch.Tensor) -> int | torch.Tensor:
-        """Frames after subsampling: each stride-2 layer maps n to ceil(n / 2)."""
-        for _ in range(int(math.log2(self.subsampling))):
+        """Frames after subsampling: each stride-2 layer maps n to ceil(n / 2) (the 2-D front end
+        does the same to the mel bins)."""
+        for _ in range(self.stride2_layers):
             frames = (frames + 1) // 2
         return frames
+
+
+def subsampling_frontend(config: ModelConfig) -> nn.Module:
+    return Conv2dSubsampling(config) if config.frontend == "conv2d" else ConvSubsampling(config)
 
 
 class ConvSubsampling(nn.Module):
@@ -57,7 +77,7 @@ class ConvSubsampling(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        layers = int(math.log2(config.subsampling))
+        layers = config.stride2_layers
         dims = [config.input_dim] + [config.conv_channels] * layers
         self.convs = nn.ModuleList(
             nn.Conv1d(dims[i], dims[i + 1], config.conv_kernel, stride=2, padding=config.conv_kernel // 2)
@@ -73,6 +93,34 @@ class ConvSubsampling(nn.Module):
             lengths = (lengths + 1) // 2
             x = x * valid_frames(lengths, x.size(1))[:, :, None]
         return x, lengths
+
+
+class Conv2dSubsampling(nn.Module):
+    """Stride-2 2-D convolutions over (time, mel), then a linear layer from channels x mel bins to
+    ``conv_channels``. Each filter is shared across frequency, so the front end shifts its
+    response with a speaker's formants instead of learning each position anew."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        layers = config.stride2_layers
+        channels = [1] + [config.conv2d_channels] * layers
+        self.convs = nn.ModuleList(
+            nn.Conv2d(channels[i], channels[i + 1], config.conv_kernel, stride=2, padding=config.conv_kernel // 2)
+            for i in range(layers)
+        )
+        self.project = nn.Linear(config.conv2d_channels * config.output_frames(config.input_dim), config.conv_channels)
+        self.norm = nn.LayerNorm(config.conv_channels)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, frames, dim)`` to ``(batch, frames / subsampling, conv_channels)``."""
+        x = x[:, None]  # (batch, 1, frames, mel)
+        for conv in self.convs:
+            x = nn.functional.gelu(conv(x))
+            lengths = (lengths + 1) // 2
+            x = x * valid_frames(lengths, x.size(2))[:, None, :, None]
+        x = x.transpose(1, 2).flatten(2)  # (batch, frames, channels x mel)
+        x = nn.functional.gelu(self.norm(self.project(x)))
+        return x * valid_frames(lengths, x.size(1))[:, :, None], lengths
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -149,7 +197,7 @@ class CTCModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.subsample = ConvSubsampling(config)
+        self.subsample = subsampling_frontend(config)
         self.lstm = BiLSTM(config.conv_channels, config.hidden_size, config.num_layers, config.dropout)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(2 * config.hidden_size, config.vocab_size)

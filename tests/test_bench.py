@@ -19,6 +19,15 @@ def test_flops_are_twice_the_multiply_adds_of_every_layer() -> None:
     assert forward_flops_per_frame(config) - conv == 2 * matrices
 
 
+def test_conv2d_flops_count_each_filter_at_each_mel_bin() -> None:
+    config = ModelConfig(input_dim=80, vocab_size=29, conv_channels=256, conv_kernel=5, hidden_size=256, num_layers=3,
+                         subsampling=4, frontend="conv2d", conv2d_channels=32)
+    conv = 2 * 40 * 2 * 25 * 1 * 32 + 20 * 2 * 25 * 32 * 32  # (frames x2 at the first layer) x mel bins x 2 x kernel x channels
+    projection = 2 * 32 * 20 * 256
+    lstm = 2 * 2 * 4 * 256 * (256 + 256) + 2 * (2 * 2 * 4 * 256 * (512 + 256))
+    assert forward_flops_per_frame(config) == conv + projection + lstm + 2 * 512 * 29
+
+
 def test_bench_runs_on_the_cpu_and_prints_its_figures(capsys) -> None:
     main(["bench", "--steps", "2", "--device", "cpu", "--json", "--set", "model.hidden_size=32", "--set", "model.num_layers=1",
           "--set", "model.conv_channels=32", "--set", "optim.max_batch_frames=1500"])

@@ -5,15 +5,17 @@ from torch import nn
 from asr.model import BiLSTM, CTCModel, ModelConfig, reverse_padded
 
 
-def small_model(subsampling: int = 4) -> CTCModel:
+def small_model(subsampling: int = 4, frontend: str = "conv1d") -> CTCModel:
     torch.manual_seed(0)
-    config = ModelConfig(input_dim=80, vocab_size=29, conv_channels=32, subsampling=subsampling, hidden_size=24, num_layers=2)
+    config = ModelConfig(input_dim=80, vocab_size=29, conv_channels=32, subsampling=subsampling, hidden_size=24, num_layers=2,
+                         frontend=frontend, conv2d_channels=8)
     return CTCModel(config).eval()
 
 
+@pytest.mark.parametrize("frontend", ["conv1d", "conv2d"])
 @pytest.mark.parametrize("subsampling", [2, 4])
-def test_output_lengths_follow_subsampling(subsampling: int) -> None:
-    model = small_model(subsampling)
+def test_output_lengths_follow_subsampling(subsampling: int, frontend: str) -> None:
+    model = small_model(subsampling, frontend)
     lengths = torch.tensor([101, 64, 7])
     log_probs, out_lengths = model(torch.randn(3, 101, 80), lengths)
     assert out_lengths.tolist() == [model.config.output_frames(n) for n in lengths.tolist()]
@@ -21,8 +23,9 @@ def test_output_lengths_follow_subsampling(subsampling: int) -> None:
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(3, log_probs.size(1)))
 
 
-def test_padding_never_changes_a_result() -> None:
-    model = small_model()
+@pytest.mark.parametrize("frontend", ["conv1d", "conv2d"])
+def test_padding_never_changes_a_result(frontend: str) -> None:
+    model = small_model(frontend=frontend)
     short = torch.randn(1, 57, 80)
     alone, n_alone = model(short, torch.tensor([57]))
     batch = torch.zeros(3, 130, 80)
@@ -37,6 +40,25 @@ def test_padding_never_changes_a_result() -> None:
 def test_rejects_unsupported_subsampling() -> None:
     with pytest.raises(ValueError):
         ModelConfig(subsampling=3)
+    with pytest.raises(ValueError, match="frontend"):
+        ModelConfig(frontend="conv3d")
+    with pytest.raises(ValueError, match="odd"):
+        ModelConfig(conv_kernel=4)
+
+
+def test_conv2d_filters_follow_a_pattern_along_the_mel_axis() -> None:
+    """The 2-D front end's convolutions answer a spectral pattern wherever it lies: moving the input
+    4 mel bins up (two stride-2 layers) moves their output 1 bin up, away from the edges."""
+    convs = small_model(frontend="conv2d").subsample.convs
+    x = torch.randn(1, 1, 40, 80)
+    shifted = torch.roll(x, 4, dims=3)
+
+    def maps(x: torch.Tensor) -> torch.Tensor:
+        for conv in convs:
+            x = torch.nn.functional.gelu(conv(x))
+        return x
+
+    torch.testing.assert_close(maps(shifted)[..., 4:16], maps(x)[..., 3:15])
 
 
 def test_bilstm_equals_torch_packed_bidirectional_lstm() -> None:
