@@ -27,7 +27,7 @@ import torch
 from asr.data import BucketBatchSampler
 from asr.features import FeatureExtractor
 from asr.model import CTCModel, ModelConfig
-from asr.train import TrainConfig, autocast_dtype, load_config, resolve_device
+from asr.train import OptimConfig, TrainConfig, autocast_dtype, build_optimizer, load_config, resolve_device
 
 # Dense peaks in FLOP/s for the datatypes training uses; the CPU's is computed (see cpu_peak).
 GPU_PEAKS = {"H100": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}, "H200": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}}
@@ -119,7 +119,7 @@ def measure(
     model: CTCModel, features: FeatureExtractor, batches: list[list[float]], device: torch.device, amp: torch.dtype | None, train: bool
 ) -> Result:
     model.train(train)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = build_optimizer(model, OptimConfig())  # the trainer's optimizer; its settings do not change the cost
     ctc = torch.nn.CTCLoss(zero_infinity=True, reduction="sum")
     flops_per_frame = forward_flops_per_frame(model.config) * (3 if train else 1)
     prepared = [synthetic(b, features.config.sample_rate, device, model.config.vocab_size) for b in batches]

@@ -159,6 +159,14 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.float16
 
 
+def build_optimizer(model: torch.nn.Module, config: OptimConfig) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel: one pass over all parameters instead of a dozen small
+    operations each. On a 2-core CPU the AN4 model's optimizer step went from 13-22 ms to 3 ms,
+    and its whole training step ran 6.5% faster (``benchmarks/NOTES.md``). The update is the
+    same up to rounding (weights 1.5e-8 apart after 50 steps)."""
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+
+
 def lr_factor(step: int, warmup: int, total: int, final_ratio: float) -> float:
     """Linear warm-up to 1, then cosine decay to ``final_ratio`` at ``total`` steps."""
     if step < warmup:
@@ -210,9 +218,7 @@ class Trainer:
         self.dev_set = read_manifest(dev_manifest) if dev_manifest else []
         self.waveform_augmentation = WaveformAugmentation(config.augment, config.features.sample_rate)
         self.loader, self.train_data, self.batches_per_epoch, self.train_utterances = self.training_data(train_manifest)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
-        )
+        self.optimizer = build_optimizer(self.model, config.optim)
         total_steps = config.optim.epochs * (self.batches_per_epoch // config.optim.accumulate_grad)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,

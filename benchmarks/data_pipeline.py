@@ -19,10 +19,12 @@ the first be within 10% of the second.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 
 from asr.data import Batch
 from asr.train import Trainer, load_config
@@ -39,21 +41,32 @@ def timed_steps(trainer: Trainer, batches: list[Batch] | object, steps: int) -> 
     return audio / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def trainer_arguments(description: str, rounds: int) -> argparse.Namespace:
+    """The command line of a benchmark that times a real configuration's trainer."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("train", help="training manifest")
     parser.add_argument("stats", help="statistics file of the recipe's stage 2")
     parser.add_argument("--config", default="recipes/an4/conf/train.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     parser.add_argument("--steps", type=int, default=60, help="training steps a measurement")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--rounds", type=int, default=rounds)
+    return parser.parse_args()
 
-    config = load_config(args.config, args.set)
+
+@contextlib.contextmanager
+def warm_trainer(args: argparse.Namespace) -> Iterator[Trainer]:
+    """A trainer of ``args``' configuration in a throw-away folder, in training mode, warmed up
+    (loader workers started, allocator primed) by a few steps."""
     with tempfile.TemporaryDirectory() as exp_dir:
-        trainer = Trainer(config, args.train, None, args.stats, exp_dir)
+        trainer = Trainer(load_config(args.config, args.set), args.train, None, args.stats, exp_dir)
         trainer.model.train()
-        timed_steps(trainer, iter(trainer.loader), 5)  # warm-up: worker start, allocator
+        timed_steps(trainer, iter(trainer.loader), 5)
+        yield trainer
+
+
+def main() -> None:
+    args = trainer_arguments(__doc__.splitlines()[0], rounds=3)
+    with warm_trainer(args) as trainer:
         with_loader, alone = [], []
         for epoch in range(1, args.rounds + 1):
             trainer.train_data.set_epoch(epoch)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from asr.model import BiLSTM, CTCModel, ModelConfig, reverse_padded
+from asr.model import BiLSTM, CTCModel, Dropout, ModelConfig, reverse_padded
 
 
 def small_model(subsampling: int = 4, frontend: str = "conv1d") -> CTCModel:
@@ -78,6 +78,22 @@ def test_bilstm_equals_torch_packed_bidirectional_lstm() -> None:
         got = ours(x, lengths, packed=packed)
         for row, n in enumerate(lengths.tolist()):
             torch.testing.assert_close(got[row, :n], expected[row, :n])
+
+
+def test_dropout_keeps_each_unit_with_probability_1_minus_p_and_rescales_it() -> None:
+    """The CPU mask drawn with torch.rand is dropout's: the kept share, the scale, the gradient, eval untouched."""
+    torch.manual_seed(0)
+    dropout = Dropout(0.3)
+    x = torch.rand(1000, 1000) + 0.5  # no zeros, so a zero output is a dropped unit
+    x.requires_grad_()
+    y = dropout(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.002  # 1e6 draws: the standard error is 0.00046
+    torch.testing.assert_close(y[kept], x[kept] / 0.7)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept / 0.7)
+    assert torch.equal(dropout.eval()(x), x)
+    assert torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))  # torch's own rule at the edges
 
 
 def test_reverse_padded_keeps_padding_in_place() -> None:
