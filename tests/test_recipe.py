@@ -30,6 +30,7 @@ def recipe_run(an4_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> t
         "--train-set", "optim.epochs=2",
         "--train-set", "model.hidden_size=32",
         "--train-set", "model.num_layers=1",
+        "--train-set", "model.inter_ctc_layer=0",  # one layer: none below the top for intermediate CTC
         "--train-set", "model.conv_channels=32",
         "--train-set", "num_workers=0",
     ]
@@ -124,7 +125,7 @@ def test_stages_are_idempotent(recipe_run: tuple[Path, subprocess.CompletedProce
     command = ["bash", "recipes/an4/run.sh", "--data-dir", str(work / "data"), "--exp-dir", str(work / "exp"),
                "--subset", "24", "--stop-stage", "3", "--train-set", "optim.epochs=2",
                "--train-set", "model.hidden_size=32", "--train-set", "model.num_layers=1",
-               "--train-set", "model.conv_channels=32"]
+               "--train-set", "model.inter_ctc_layer=0", "--train-set", "model.conv_channels=32"]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "already unpacked" in result.stdout
