@@ -28,6 +28,55 @@ class GridPoint:
     cer: float
 
 
+Point = tuple[float, float, float]  # (LM weight, word score, letter scale)
+
+
+def decode_grid(
+    asr_model: ASRModel,
+    utterances: list[Utterance],
+    lm_path: str | Path,
+    points: list[Point],
+    options: BeamSearchOptions,
+) -> tuple[dict[str, str], dict[Point, dict[str, str]]]:
+    """References, and each grid point's hypotheses, by utterance id.
+
+    The acoustic model runs once and the LM is read once; only the beam search
+    runs per point. Check the utterances with :func:`asr.data.refuse_test_data`
+    before calling.
+    """
+    outputs = [
+        (batch.indices, log_probs, lengths) for batch, log_probs, lengths in model_outputs(asr_model, utterances)
+    ]
+    references = {utterances[i].utt_id: utterances[i].text for indices, _, _ in outputs for i in indices}
+    loaded = BeamSearchDecoder(asr_model.tokenizer.vocabulary, lm_path, options)
+    hypotheses = {}
+    for point in points:
+        decoder = loaded.with_weights(*point)
+        hypotheses[point] = {
+            utterances[i].utt_id: text
+            for indices, log_probs, lengths in outputs
+            for i, text in zip(indices, decode(asr_model, log_probs, lengths, decoder))
+        }
+    return references, hypotheses
+
+
+def best_first(grid: list[GridPoint]) -> list[GridPoint]:
+    """Lowest WER first; among equals the milder change.
+
+    Milder: the smaller LM weight, then the word score nearer 0, then the letter scale nearer 1.
+    """
+    return sorted(grid, key=lambda p: (round(p.wer, 6), p.lm_weight, abs(p.word_score), abs(1 - p.letter_lm_scale)))
+
+
+def score_grid(references: dict[str, str], hypotheses: dict[Point, dict[str, str]]) -> list[GridPoint]:
+    """Each point's WER and CER over ``references`` (a subset of the decoded utterances is allowed), best first."""
+    grid = []
+    for point, texts in hypotheses.items():
+        scores = score(references, {utt_id: texts[utt_id] for utt_id in references})
+        grid.append(GridPoint(*point, scores.wer, scores.cer))
+    return best_first(grid)
+
+
 def tune_lm(
     asr_model: ASRModel,
     utterances: list[Utterance],
@@ -41,17 +90,6 @@ def tune_lm(
 
     Check the utterances with :func:`asr.data.refuse_test_data` before calling.
     """
-    outputs = [(batch.indices, log_probs, lengths) for batch, log_probs, lengths in model_outputs(asr_model, utterances)]
-    references = {utterances[i].utt_id: utterances[i].text for indices, _, _ in outputs for i in indices}
-    loaded = BeamSearchDecoder(asr_model.tokenizer.vocabulary, lm_path, options)  # reads the LM once
-    grid = []
-    for lm_weight, word_score, letter_lm_scale in itertools.product(lm_weights, word_scores, letter_lm_scales):
-        decoder = loaded.with_weights(lm_weight, word_score, letter_lm_scale)
-        hypotheses = {
-            utterances[i].utt_id: text
-            for indices, log_probs, lengths in outputs
-            for i, text in zip(indices, decode(asr_model, log_probs, lengths, decoder))
-        }
-        scores = score(references, hypotheses)
-        grid.append(GridPoint(lm_weight, word_score, letter_lm_scale, scores.wer, scores.cer))
-    return sorted(grid, key=lambda p: (round(p.wer, 6), p.lm_weight, abs(p.word_score), abs(1 - p.letter_lm_scale)))
+    points = list(itertools.product(lm_weights, word_scores, letter_lm_scales))
+    references, hypotheses = decode_grid(asr_model, utterances, lm_path, points, options)
+    return score_grid(references, hypotheses)
