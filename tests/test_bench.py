@@ -29,8 +29,9 @@ def test_conv2d_flops_count_each_filter_at_each_mel_bin() -> None:
 
 
 def test_bench_runs_on_the_cpu_and_prints_its_figures(capsys) -> None:
-    main(["bench", "--steps", "2", "--device", "cpu", "--json", "--set", "model.hidden_size=32", "--set", "model.num_layers=1",
-          "--set", "model.conv_channels=32", "--set", "optim.max_batch_frames=1500"])
+    assert main(["bench", "--steps", "2", "--device", "cpu", "--json", "--set", "model.hidden_size=32",
+                 "--set", "model.num_layers=1", "--set", "model.inter_ctc_layer=0",  # one layer: no intermediate CTC
+                 "--set", "model.conv_channels=32", "--set", "optim.max_batch_frames=1500"]) == 0
     figures = json.loads(capsys.readouterr().out)
     for name in ("training", "inference"):
         assert figures[name]["audio_seconds_per_second"] > 0 and figures[name]["peak_memory_mb"] > 0
