@@ -40,7 +40,7 @@ from asr.text import Tokenizer
 from asr.train import ConfigError, Trainer, load_config, resolve_device
 from asr.transcribe import decode_utterances
 from asr.transcriber import TranscribeOptions, Transcriber, load
-from asr.tune import tune_lm
+from asr.tune import LM_WEIGHTS, WORD_SCORES, tune_lm
 
 USER_ERRORS = (
     AudioError,
@@ -349,8 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model file (model.pt): the chosen values are stored in it")
     p.add_argument("manifest", help="dev manifest (test data is refused)")
     p.add_argument("--out-dir", required=True, help="where to write grid.jsonl")
-    p.add_argument("--lm-weights", type=float_list, default=[0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0])
-    p.add_argument("--word-scores", type=float_list, default=[-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    p.add_argument("--lm-weights", type=float_list, default=LM_WEIGHTS)
+    p.add_argument("--word-scores", type=float_list, default=WORD_SCORES)
     p.add_argument(
         "--letter-lm-scales",
         type=float_list,

@@ -26,21 +26,26 @@ class GridPoint:
     letter_lm_scale: float
     wer: float
     cer: float
+    word_errors: int
 
 
 Point = tuple[float, float, float]  # (LM weight, word score, letter scale)
+
+# Stage 5's grid (`asr tune`'s defaults): 49 points.
+LM_WEIGHTS = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0]
+WORD_SCORES = [-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
 
 
 def decode_grid(
     asr_model: ASRModel,
     utterances: list[Utterance],
     lm_path: str | Path,
-    points: list[Point],
+    points: list[Point | None],
     options: BeamSearchOptions,
-) -> tuple[dict[str, str], dict[Point, dict[str, str]]]:
-    """References, and each grid point's hypotheses, by utterance id.
+) -> tuple[dict[str, str], dict[Point | None, dict[str, str]]]:
+    """References, and each grid point's hypotheses, by utterance id; the point None is greedy decoding.
 
-    The acoustic model runs once and the LM is read once; only the beam search
+    The acoustic model runs once and the LM is read once; only the search
     runs per point. Check the utterances with :func:`asr.data.refuse_test_data`
     before calling.
     """
@@ -51,7 +56,7 @@ def decode_grid(
     loaded = BeamSearchDecoder(asr_model.tokenizer.vocabulary, lm_path, options)
     hypotheses = {}
     for point in points:
-        decoder = loaded.with_weights(*point)
+        decoder = None if point is None else loaded.with_weights(*point)
         hypotheses[point] = {
             utterances[i].utt_id: text
             for indices, log_probs, lengths in outputs
@@ -73,7 +78,7 @@ def score_grid(references: dict[str, str], hypotheses: dict[Point, dict[str, str
     grid = []
     for point, texts in hypotheses.items():
         scores = score(references, {utt_id: texts[utt_id] for utt_id in references})
-        grid.append(GridPoint(*point, scores.wer, scores.cer))
+        grid.append(GridPoint(*point, scores.wer, scores.cer, scores.word_errors))
     return best_first(grid)
 
 

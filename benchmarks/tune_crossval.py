@@ -24,15 +24,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from asr.checkpoint import load_model
+from asr.cli import float_list
 from asr.data import read_manifest, refuse_test_data
 from asr.decoding import tuned_options
 from asr.scoring import score
-from asr.transcribe import decode, model_outputs
-from asr.tune import decode_grid, score_grid
-
-
-def float_list(text: str) -> list[float]:
-    return [float(value) for value in text.split(",")]
+from asr.tune import LM_WEIGHTS, WORD_SCORES, decode_grid, score_grid
 
 
 def main() -> None:
@@ -40,8 +36,8 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("manifest", help="dev manifest (test data is refused)")
     parser.add_argument("--lm", required=True)
-    parser.add_argument("--lm-weights", type=float_list, default=[0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0])
-    parser.add_argument("--word-scores", type=float_list, default=[-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    parser.add_argument("--lm-weights", type=float_list, default=LM_WEIGHTS)
+    parser.add_argument("--word-scores", type=float_list, default=WORD_SCORES)
     parser.add_argument(
         "--letter-lm-scales", type=float_list, nargs="+", default=[[1.0]], help="one grid per comma-separated list"
     )
@@ -50,41 +46,33 @@ def main() -> None:
     utterances = read_manifest(args.manifest)
     refuse_test_data(args.manifest, utterances)
     model = load_model(args.model)
-    speakers = defaultdict(set)
-    for utterance in utterances:
-        speakers[Path(utterance.audio_filepath).parent.name].add(utterance.utt_id)
-
-    greedy = {}
-    for batch, log_probs, lengths in model_outputs(model, utterances):
-        for i, text in zip(batch.indices, decode(model, log_probs, lengths)):
-            greedy[utterances[i].utt_id] = text
-
     scales = sorted({scale for grid in args.letter_lm_scales for scale in grid})
-    points = list(itertools.product(args.lm_weights, args.word_scores, scales))
+    points = [None, *itertools.product(args.lm_weights, args.word_scores, scales)]  # None: greedy
     references, hypotheses = decode_grid(model, utterances, args.lm, points, tuned_options({}))
 
-    def subset(ids: set[str]) -> dict[str, str]:
-        return {utt_id: references[utt_id] for utt_id in ids if utt_id in references}
+    speakers = defaultdict(dict)  # speaker -> that speaker's references (readable files only)
+    for utterance in utterances:
+        if utterance.utt_id in references:
+            speakers[Path(utterance.audio_filepath).parent.name][utterance.utt_id] = references[utterance.utt_id]
 
     print(f"{args.model}: {len(references)} dev utterances, {len(speakers)} speakers")
-    print(f"greedy: {score(references, greedy).word_errors} word errors")
+    print(f"greedy: {score(references, hypotheses[None]).word_errors} word errors")
     for letter_scales in args.letter_lm_scales:
-        grid_points = {p: hypotheses[p] for p in itertools.product(args.lm_weights, args.word_scores, letter_scales)}
-        best = score_grid(references, grid_points)[0]
-        best_point = (best.lm_weight, best.word_score, best.letter_lm_scale)
-        in_sample_errors = score(references, grid_points[best_point]).word_errors
+        grid = {p: hypotheses[p] for p in itertools.product(args.lm_weights, args.word_scores, letter_scales)}
+        in_sample = score_grid(references, grid)[0]
         held_out_errors = 0
         choices = []
-        for speaker, ids in sorted(speakers.items()):
-            others = set().union(*(other for name, other in speakers.items() if name != speaker))
-            best = score_grid(subset(others), grid_points)[0]
+        for speaker, held_out in sorted(speakers.items()):
+            others = {
+                utt_id: text for name, refs in speakers.items() if name != speaker for utt_id, text in refs.items()
+            }
+            best = score_grid(others, grid)[0]
             point = (best.lm_weight, best.word_score, best.letter_lm_scale)
-            held_out = subset(ids)
-            held_out_errors += score(held_out, {utt_id: grid_points[point][utt_id] for utt_id in held_out}).word_errors
+            held_out_errors += score_grid(held_out, {point: grid[point]})[0].word_errors
             choices.append(f"{speaker} {point[0]:g}/{point[1]:g}/{point[2]:g}")
         print(
-            f"letter scales {','.join(f'{s:g}' for s in letter_scales)} ({len(grid_points)} points):"
-            f" in sample {in_sample_errors} word errors, leave-one-speaker-out {held_out_errors}"
+            f"letter scales {','.join(f'{s:g}' for s in letter_scales)} ({len(grid)} points):"
+            f" in sample {in_sample.word_errors} word errors, leave-one-speaker-out {held_out_errors}"
             f" (chosen weight/score/letter scale: {'; '.join(choices)})"
         )
 

@@ -13,7 +13,7 @@ def test_ties_go_to_the_milder_change_and_subsets_score_alone() -> None:
     }
     grid = score_grid(REFERENCES, hypotheses)
     assert [(p.lm_weight, p.word_score, p.letter_lm_scale) for p in grid][:2] == [(0.5, 3.0, 1.0), (2.0, 1.0, 1.0)]
-    assert grid[-1].wer == 100 / 6
+    assert (grid[-1].wer, grid[-1].word_errors) == (100 / 6, 1)
 
     # Scored on "b" alone all three are right: the mildest change (weight 0.5, word score 0) wins.
     only_b = score_grid({"b": REFERENCES["b"]}, hypotheses)
