@@ -127,7 +127,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     model = load_model(args.model, resolve_device(args.device))
     utterances = read_manifest(args.manifest)
     decoder = beam_decoder(model, args)
-    result = decode_utterances(model, utterances, args.max_batch_frames, decoder=decoder)
+    result = decode_utterances(model, utterances, args.max_batch_frames, decoder=decoder, speeds=args.speeds)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     decoded = [u for u in utterances if u.utt_id in result.hypotheses]
@@ -141,6 +141,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
             f"beam search (LM weight {options.lm_weight:g}, word score {options.word_score:g},"
             f" letter scale {options.letter_lm_scale:g})"
         )
+    if len(args.speeds) > 1:
+        method += f", voted over speeds {', '.join(f'{speed:g}' for speed in args.speeds)}"
     print(
         f"{method}: decoded {len(decoded)} utterances ({result.audio_seconds:.1f} s of audio) into {out_dir} in"
         f" {result.wall_seconds:.1f} s: real-time factor {result.real_time_factor:.4f}"
@@ -316,6 +318,13 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
 
 
+def speed_list(text: str) -> list[float]:
+    speeds = float_list(text)
+    if not all(0 < speed for speed in speeds):
+        raise argparse.ArgumentTypeError(f"speeds must be positive: {text!r}")
+    return speeds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -375,6 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--max-batch-frames", type=int, default=40000)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--speeds",
+        type=speed_list,
+        default=[1.0],
+        help="decode at each of these speeds (e.g. 1,0.9,1.1) and vote word by word; the first breaks ties",
+    )
     add_beam_options(p)
     p.set_defaults(run=cmd_decode)
 

@@ -8,16 +8,18 @@ disagree about features, padding or decoding.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader
 
 from asr.audio import AudioError, load_audio
+from asr.augment import SpeedPerturbation
 from asr.checkpoint import ASRModel
 from asr.data import Batch, BucketBatchSampler, SpeechDataset, Utterance, collate
 from asr.decoding import BeamSearchDecoder, greedy_decode
+from asr.voting import vote
 
 
 @torch.inference_mode()
@@ -57,18 +59,25 @@ class DecodeResult:
 
 
 def model_outputs(
-    asr_model: ASRModel, utterances: list[Utterance], max_batch_frames: int = 40000, num_workers: int = 0
+    asr_model: ASRModel,
+    utterances: list[Utterance],
+    max_batch_frames: int = 40000,
+    num_workers: int = 0,
+    speed: float = 1.0,
 ) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
     """Batches of readable utterances (by duration) with their log-probabilities and frame counts.
 
+    ``speed`` other than 1 plays each utterance that many times faster first
+    (torchaudio's resampling, as in training's speed perturbation).
     Unreadable files are left out; the caller sees which by the missing indices.
     """
     asr_model.eval()
     rate = asr_model.features.config.sample_rate
     hop = asr_model.features.config.hop_ms / 1000
+    perturb = None if speed == 1.0 else SpeedPerturbation(rate, [speed])
     sampler = BucketBatchSampler([int(u.duration / hop) for u in utterances], max_batch_frames, shuffle=False)
     loader = DataLoader(
-        SpeechDataset(utterances, None, rate), batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
+        SpeechDataset(utterances, None, rate, perturb), batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
     )
     for batch in loader:
         if batch is not None:
@@ -81,17 +90,29 @@ def decode_utterances(
     max_batch_frames: int = 40000,
     num_workers: int = 0,
     decoder: BeamSearchDecoder | None = None,
+    speeds: Sequence[float] = (1.0,),
 ) -> DecodeResult:
-    """Decode every utterance (greedy, or with ``decoder``); unreadable files are reported and skipped."""
+    """Decode every utterance (greedy, or with ``decoder``); unreadable files are reported and skipped.
+
+    With several ``speeds``, each utterance is decoded at each speed and the
+    decodings are combined word by word by :func:`asr.voting.vote` (the first
+    speed's breaks ties); the wall time counts every pass.
+    """
     start = time.perf_counter()
     was_training = asr_model.model.training
     rate = asr_model.features.config.sample_rate
-    hypotheses: dict[str, str] = {}
+    decodings: list[dict[str, str]] = []  # one per speed: text by utterance id
     audio_seconds = 0.0
-    for batch, log_probs, lengths in model_outputs(asr_model, utterances, max_batch_frames, num_workers):
-        for index, text in zip(batch.indices, decode(asr_model, log_probs, lengths, decoder)):
-            hypotheses[utterances[index].utt_id] = text
-        audio_seconds += batch.lengths.sum().item() / rate
+    for speed in speeds:
+        texts: dict[str, str] = {}
+        for batch, log_probs, lengths in model_outputs(asr_model, utterances, max_batch_frames, num_workers, speed):
+            for index, text in zip(batch.indices, decode(asr_model, log_probs, lengths, decoder)):
+                texts[utterances[index].utt_id] = text
+            if not decodings:
+                audio_seconds += batch.lengths.sum().item() / rate
+        decodings.append(texts)
+        utterances = [u for u in utterances if u.utt_id in texts]  # an unreadable file is reported once
+    hypotheses = {utt_id: vote([texts[utt_id] for texts in decodings]) for utt_id in decodings[0]}
     asr_model.model.train(was_training)
     return DecodeResult(hypotheses, audio_seconds, time.perf_counter() - start)
 

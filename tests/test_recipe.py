@@ -71,9 +71,9 @@ def test_every_stage_leaves_its_outputs(recipe_run: tuple[Path, subprocess.Compl
     assert len(grid) == 7 * 7  # the letter scale is tried only when asked
     assert all(grid[0][name] == model.decoding[name] for name in ("lm_weight", "word_score", "letter_lm_scale"))
     assert grid[0]["wer"] == min(point["wer"] for point in grid)
-    # 6: both decodings print their real-time factors
+    # 6: both decodings print their real-time factors; greedy votes over three speeds
     assert result.stdout.count("real-time factor") == 4
-    assert "greedy: decoded 24 utterances" in result.stdout and "beam search (LM weight" in result.stdout
+    assert "greedy, voted over speeds 1, 0.9, 1.1: decoded 24 utterances" in result.stdout and "beam search (LM weight" in result.stdout
     # 7: scoring
     results = json.loads((exp / "results.json").read_text())
     for name in ("dev", "test"):

@@ -5,6 +5,7 @@
 #   bash recipes/an4/run.sh [--stage N] [--stop-stage M] [--an4-archive PATH]
 #                           [--exp-dir DIR] [--data-dir DIR] [--config YAML]
 #                           [--subset N] [--train-set KEY=VALUE]... [--lm-order N]
+#                           [--greedy-speeds LIST]
 #
 # Run from the repository root. Every stage is idempotent: it skips work whose
 # output is already there (training resumes from its last checkpoint).
@@ -19,6 +20,7 @@ config=recipes/an4/conf/train.yaml
 subset=0          # keep only the first N utterances of each set (smoke tests)
 train_set=()      # config overrides for statistics and training, e.g. optim.epochs=2
 lm_order=3
+greedy_speeds=1,0.9,1.1  # greedy decoding votes over these speeds (dev errors 91 -> 87 over three seeds; README, row AC)
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,7 +33,8 @@ while [ $# -gt 0 ]; do
     --subset) subset="$2"; shift 2 ;;
     --train-set) train_set+=(--set "$2"); shift 2 ;;
     --lm-order) lm_order="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --greedy-speeds) greedy_speeds="$2"; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -74,9 +77,10 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  log "stage 6: decoding, greedy and beam search with the LM"
+  log "stage 6: decoding, greedy (voted over speeds $greedy_speeds) and beam search with the LM"
   for set in dev test; do
-    asr decode "$exp_dir/model.pt" "$manifests/$set.jsonl" --out-dir "$exp_dir/decode_${set}_greedy"
+    asr decode "$exp_dir/model.pt" "$manifests/$set.jsonl" --out-dir "$exp_dir/decode_${set}_greedy" \
+      --speeds "$greedy_speeds"
     asr decode "$exp_dir/model.pt" "$manifests/$set.jsonl" --out-dir "$exp_dir/decode_${set}_beam_lm" --lm "$exp_dir/lm.arpa"
   done
 fi
