@@ -18,7 +18,6 @@ utterance gives the same output alone as inside a padded batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +41,7 @@ class ModelConfig:
     num_layers: int = 3
     dropout: float = 0.2
     inter_ctc_layer: int = 0  # BiLSTM layer (from 1) whose output also gets a CTC loss in training; 0: none
+    self_condition: bool = False  # the layer above inter_ctc_layer also reads that layer's CTC posteriors
 
     def __post_init__(self) -> None:
         if self.subsampling not in (2, 4):
@@ -55,6 +55,8 @@ class ModelConfig:
                 f"inter_ctc_layer must be 0 (none) or a layer below the top one (1 to {self.num_layers - 1}),"
                 f" not {self.inter_ctc_layer}"
             )
+        if self.self_condition and not self.inter_ctc_layer:
+            raise ValueError("self_condition needs inter_ctc_layer: the layer whose posteriors condition the next")
 
     @property
     def stride2_layers(self) -> int:
@@ -168,26 +170,25 @@ class BiLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, packed: bool | None = None) -> torch.Tensor:
         """The top layer's output ``(batch, frames, 2 * hidden_size)``."""
-        for x in self.layers(x, lengths, packed):
-            pass
+        for index in range(len(self.forward_layers)):
+            x = self.layer(index, x, lengths, packed)
         return x
 
-    def layers(self, x: torch.Tensor, lengths: torch.Tensor, packed: bool | None = None) -> Iterator[torch.Tensor]:
-        """Each layer's output in turn, bottom to top.
+    def layer(self, index: int, x: torch.Tensor, lengths: torch.Tensor, packed: bool | None = None) -> torch.Tensor:
+        """Layer ``index`` (from 0) over the layer below's output (with dropout first, above the bottom layer).
 
         ``packed`` (default: on a GPU) runs each direction over packed sequences: cuDNN then skips
         the padding, which is where its speed lies; on the CPU the padded form is the faster."""
         packed = x.is_cuda if packed is None else packed
-        for layer, (forward, backward) in enumerate(zip(self.forward_layers, self.backward_layers)):
-            if layer > 0:
-                x = self.dropout(x)
-            reversed_x = reverse_padded(x, lengths)
-            if packed:
-                ahead, behind = _run_packed(forward, x, lengths), _run_packed(backward, reversed_x, lengths)
-            else:
-                (ahead, _), (behind, _) = forward(x), backward(reversed_x)
-            x = torch.cat([ahead, reverse_padded(behind, lengths)], dim=-1)
-            yield x
+        forward, backward = self.forward_layers[index], self.backward_layers[index]
+        if index > 0:
+            x = self.dropout(x)
+        reversed_x = reverse_padded(x, lengths)
+        if packed:
+            ahead, behind = _run_packed(forward, x, lengths), _run_packed(backward, reversed_x, lengths)
+        else:
+            (ahead, _), (behind, _) = forward(x), backward(reversed_x)
+        return torch.cat([ahead, reverse_padded(behind, lengths)], dim=-1)
 
 
 def _run_packed(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -217,6 +218,9 @@ class CTCModel(nn.Module):
         self.lstm = BiLSTM(config.conv_channels, config.hidden_size, config.num_layers, config.dropout)
         self.dropout = Dropout(config.dropout)
         self.output = nn.Linear(2 * config.hidden_size, config.vocab_size)
+        # Self-conditioned CTC (Nozaki and Komatsu, 2021): layer inter_ctc_layer's posteriors, mapped back to
+        # its width, are added to its output, so the layers above refine a first guess instead of starting over.
+        self.condition = nn.Linear(config.vocab_size, 2 * config.hidden_size) if config.self_condition else None
 
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor, intermediate: bool = False
@@ -226,9 +230,12 @@ class CTCModel(nn.Module):
         (through the same output layer) for the intermediate CTC loss."""
         x, lengths = self.subsample(features, lengths)
         tapped = None
-        for layer, x in enumerate(self.lstm.layers(x, lengths), start=1):
-            if intermediate and layer == self.config.inter_ctc_layer:
+        for index in range(self.config.num_layers):
+            x = self.lstm.layer(index, x, lengths)
+            if index + 1 == self.config.inter_ctc_layer and (intermediate or self.condition is not None):
                 tapped = self.log_probs(x)
+                if self.condition is not None:
+                    x = x + self.condition(tapped.exp()).to(x.dtype)
         if intermediate:
             if tapped is None:
                 raise ValueError("intermediate log-probabilities need model.inter_ctc_layer set")

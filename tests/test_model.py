@@ -112,9 +112,34 @@ def test_intermediate_ctc_taps_a_lower_layer_through_the_same_output_layer() -> 
     torch.testing.assert_close(final, log_probs)
     assert torch.equal(final_lengths, out_lengths)
     x, sub_lengths = tapped.subsample(features, lengths)
-    layer_1 = next(tapped.lstm.layers(x, sub_lengths))
+    layer_1 = tapped.lstm.layer(0, x, sub_lengths)
     torch.testing.assert_close(inter, tapped.output(layer_1).log_softmax(dim=-1))
     assert not torch.allclose(inter, final)
+
+
+def test_self_conditioning_feeds_layer_1s_posteriors_to_layer_2_in_decoding_too() -> None:
+    """Layer 2 reads layer 1's output plus a linear map of layer 1's CTC posteriors, with or without ``intermediate``."""
+    plain = small_model()
+    conditioned = CTCModel(ModelConfig(**{**vars(plain.config), "inter_ctc_layer": 1, "self_condition": True})).eval()
+    missing, unexpected = conditioned.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["condition.bias", "condition.weight"] and not unexpected  # all it adds
+    features, lengths = torch.randn(2, 60, 80), torch.tensor([60, 41])
+    x, sub_lengths = conditioned.subsample(features, lengths)
+    layer_1 = conditioned.lstm.layer(0, x, sub_lengths)
+    inter = conditioned.output(layer_1).log_softmax(dim=-1)
+    layer_2 = conditioned.lstm.layer(1, layer_1 + conditioned.condition(inter.exp()), sub_lengths)
+    expected = conditioned.output(layer_2).log_softmax(dim=-1)
+    log_probs, _ = conditioned(features, lengths)
+    torch.testing.assert_close(log_probs, expected)
+    final, _, tapped = conditioned(features, lengths, intermediate=True)
+    torch.testing.assert_close(final, expected)
+    torch.testing.assert_close(tapped, inter)
+    assert not torch.allclose(log_probs, plain(features, lengths)[0])  # the conditioning changes what comes out
+
+
+def test_self_conditioning_needs_an_intermediate_layer() -> None:
+    with pytest.raises(ValueError, match="self_condition"):
+        ModelConfig(num_layers=2, self_condition=True)
 
 
 @pytest.mark.parametrize("layer", [-1, 2])

@@ -146,9 +146,13 @@ def test_learning_rate_schedule_warms_up_then_decays() -> None:
     assert factors[-1] == pytest.approx(0.1, abs=1e-3)
 
 
-def test_intermediate_ctc_mixes_the_two_losses_and_learns(setup: dict[str, Path], tmp_path: Path) -> None:
-    """With ``model.inter_ctc_layer`` the loss is (1 - w) final CTC + w layer CTC, and training still learns."""
-    trainer = make_trainer(setup, tmp_path, "model.num_layers=2", "model.inter_ctc_layer=1", "optim.inter_ctc_weight=0.4", "optim.epochs=4")
+@pytest.mark.parametrize("self_condition", [False, True])
+def test_intermediate_ctc_mixes_the_two_losses_and_learns(setup: dict[str, Path], tmp_path: Path, self_condition: bool) -> None:
+    """With ``model.inter_ctc_layer`` the loss is (1 - w) final CTC + w layer CTC, and training still learns
+    (also with the layer's posteriors conditioning the next, ``model.self_condition``)."""
+    trainer = make_trainer(setup, tmp_path, "model.num_layers=2", "model.inter_ctc_layer=1", "optim.inter_ctc_weight=0.4",
+                           "optim.epochs=4", f"model.self_condition={str(self_condition).lower()}")
+    assert (trainer.model.condition is not None) == self_condition
     batch = next(b for b in trainer.loader if b is not None)
     trainer.model.eval()  # no dropout: the three losses below see the same network
     with torch.no_grad():
