@@ -4,7 +4,8 @@ Everything a run makes goes into its experiment folder:
 
 - ``checkpoint.pt``: the full training state after the last finished epoch
   (``--resume`` continues from it);
-- ``model.pt``: the self-contained model file of the best epoch by dev WER;
+- ``model.pt``: the self-contained model file of the best epoch by dev WER
+  (with ``optim.ema_decay``, of the weights' moving average at that epoch);
 - ``metrics.jsonl``: one line an epoch; ``curves.png``: loss and dev WER;
 - ``config.yaml``: the configuration the run used.
 """
@@ -12,6 +13,7 @@ Everything a run makes goes into its experiment folder:
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -62,10 +64,13 @@ class OptimConfig:
     average_best: int = 0  # at the end, average the weights of this many best epochs by dev WER
     accumulate_grad: int = 1  # batches per optimizer step (per rank): a larger step without the memory
     inter_ctc_weight: float = 0.3  # with model.inter_ctc_layer: loss = (1 - w) final CTC + w intermediate CTC
+    ema_decay: float = 0.0  # evaluate and keep an exponential moving average of the weights (0: the weights)
 
     def __post_init__(self) -> None:
         if not 0 <= self.inter_ctc_weight <= 1:
             raise ValueError(f"inter_ctc_weight must lie between 0 and 1, not {self.inter_ctc_weight}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1), not {self.ema_decay}")
 
 
 @dataclass
@@ -175,6 +180,24 @@ def lr_factor(step: int, warmup: int, total: int, final_ratio: float) -> float:
     return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def ema_decay(decay: float, step: int) -> float:
+    """The moving average's decay after ``step`` updates: ``decay``, lower at first.
+
+    Polyak averaging as in TensorFlow's ``ExponentialMovingAverage`` with
+    ``num_updates``: min(decay, (1 + step) / (10 + step)), so the average is
+    not dominated for thousands of steps by the random initial weights.
+    """
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * model, parameter by parameter; buffers are copied."""
+    torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), 1 - decay)
+    for kept, current in zip(average.buffers(), model.buffers()):
+        kept.copy_(current)
+
+
 def load_stats(path: str | Path) -> dict[str, Any]:
     """The statistics file written by ``asr stats``: mean, std, vocabulary."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
@@ -210,6 +233,11 @@ class Trainer:
         self.features.to(self.device)
         self.model.to(self.device)
         self.specaugment = SpecAugment(config.augment).to(self.device)
+        # The weights evaluated, kept and saved: with optim.ema_decay their moving average
+        # (Polyak averaging), which smooths the noise of small-batch steps; else the weights.
+        self.ema = None
+        if config.optim.ema_decay > 0:
+            self.ema = copy.deepcopy(self.model).requires_grad_(False)  # draws no random numbers
         self.ddp = self.model
         if self.dist.enabled:
             self.ddp = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
@@ -296,9 +324,15 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------
 
+    @property
+    def evaluated(self) -> CTCModel:
+        """The model whose dev WER is measured and which is saved: the moving average if there is one."""
+        return self.model if self.ema is None else self.ema
+
     def state(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -316,6 +350,8 @@ class Trainer:
         """Continue from ``checkpoint.pt``: the epochs it finished are not run again."""
         saved = torch.load(self.exp_dir / "checkpoint.pt", map_location=self.device, weights_only=True)
         self.model.load_state_dict(saved["model"])
+        if self.ema is not None:  # a run that had none starts its average from the weights
+            self.ema.load_state_dict(saved.get("ema") or saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
@@ -338,7 +374,7 @@ class Trainer:
 
     def asr_model(self, model: CTCModel | None = None, **info: Any) -> ASRModel:
         info = {"epoch": self.epoch, "config": asdict(self.config), **info}
-        return ASRModel(self.features, model or self.model, self.tokenizer, info)
+        return ASRModel(self.features, model or self.evaluated, self.tokenizer, info)
 
     # -- the loop ------------------------------------------------------------
 
@@ -371,6 +407,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.step += 1
+        if self.ema is not None:
+            update_ema(self.ema, self.model, ema_decay(self.config.optim.ema_decay, self.step))
         return total.item()
 
     def loss(self, batch: Batch, augment: bool) -> torch.Tensor:
@@ -518,7 +556,7 @@ class Trainer:
         self.snapshots.append((dev_wer, self.epoch))
         self.snapshots.sort()
         if (dev_wer, self.epoch) in self.snapshots[:keep]:
-            atomic_save(self.model.state_dict(), self.snapshot_path(self.epoch))
+            atomic_save(self.evaluated.state_dict(), self.snapshot_path(self.epoch))
         for _, epoch in self.snapshots[keep:]:
             self.snapshot_path(epoch).unlink(missing_ok=True)
         self.snapshots = self.snapshots[:keep]

@@ -11,7 +11,7 @@ from asr.audio import load_audio
 from asr.checkpoint import load_model
 from asr.cli import main
 from asr.data import Batch, Utterance, make_utterance, read_manifest, write_manifest
-from asr.train import ConfigError, Trainer, load_config, loader_workers, lr_factor
+from asr.train import ConfigError, Trainer, ema_decay, load_config, loader_workers, lr_factor, update_ema
 
 TINY = {
     "model": {"conv_channels": 32, "hidden_size": 32, "num_layers": 1, "dropout": 0.0},
@@ -172,3 +172,37 @@ def test_intermediate_ctc_mixes_the_two_losses_and_learns(setup: dict[str, Path]
 def test_intermediate_ctc_weight_must_be_a_share(setup: dict[str, Path]) -> None:
     with pytest.raises(ConfigError, match="inter_ctc_weight"):
         load_config(setup["config"], ["optim.inter_ctc_weight=1.5"])
+
+
+def test_moving_average_of_the_weights_is_exact() -> None:
+    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 90) == pytest.approx(0.91)
+    assert ema_decay(0.999, 100_000) == 0.999
+    average, model = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        average.weight.fill_(1.0)
+        model.weight.copy_(torch.tensor([3.0, 5.0, -1.0]))
+        model.running_mean.fill_(7.0)
+    update_ema(average, model, 0.75)
+    assert torch.allclose(average.weight, torch.tensor([1.5, 2.0, 0.5]))  # 0.75 * 1 + 0.25 * new
+    assert torch.equal(average.running_mean, model.running_mean)  # buffers are the model's own
+
+
+def test_moving_average_is_what_is_evaluated_saved_and_resumed(setup: dict[str, Path], tmp_path: Path) -> None:
+    trainer = make_trainer(setup, tmp_path, "optim.epochs=2", "optim.ema_decay=0.9")
+    trainer.run()
+    ema, raw = trainer.ema.state_dict(), trainer.model.state_dict()
+    assert any(not torch.equal(ema[k], raw[k]) for k in raw)  # the average lags the weights
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert all(torch.equal(saved["ema"][k], ema[k]) for k in ema)
+    if records[-1]["best"]:  # model.pt holds the average, not the weights trained
+        model = load_model(tmp_path / "model.pt").model.state_dict()
+        assert all(torch.equal(model[k], ema[k]) for k in ema)
+
+    resumed = make_trainer(setup, tmp_path, "optim.epochs=3", "optim.ema_decay=0.9")
+    resumed.resume()
+    assert all(torch.equal(resumed.ema.state_dict()[k], ema[k]) for k in ema)
+    resumed.run()
+    assert resumed.evaluate() == {k: v for k, v in json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1]).items() if k in ("dev_wer", "dev_cer")}
+    with pytest.raises(ConfigError, match="ema_decay"):
+        load_config(setup["config"], ["optim.ema_decay=1"])
