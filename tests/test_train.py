@@ -187,22 +187,20 @@ def test_moving_average_of_the_weights_is_exact() -> None:
     assert torch.equal(average.running_mean, model.running_mean)  # buffers are the model's own
 
 
-def test_moving_average_is_what_is_evaluated_saved_and_resumed(setup: dict[str, Path], tmp_path: Path) -> None:
-    trainer = make_trainer(setup, tmp_path, "optim.epochs=2", "optim.ema_decay=0.9")
-    trainer.run()
+def test_moving_average_is_what_is_saved_and_resumed(setup: dict[str, Path], tmp_path: Path) -> None:
+    trainer = make_trainer(setup, tmp_path, "optim.epochs=1", "optim.ema_decay=0.9")
+    trainer.run()  # a first epoch is always the best so far, so model.pt is written from it
     ema, raw = trainer.ema.state_dict(), trainer.model.state_dict()
     assert any(not torch.equal(ema[k], raw[k]) for k in raw)  # the average lags the weights
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert all(torch.equal(saved["ema"][k], ema[k]) for k in ema)
-    if records[-1]["best"]:  # model.pt holds the average, not the weights trained
-        model = load_model(tmp_path / "model.pt").model.state_dict()
-        assert all(torch.equal(model[k], ema[k]) for k in ema)
+    saved_model = load_model(tmp_path / "model.pt").model.state_dict()
+    assert all(torch.equal(saved_model[k], ema[k]) for k in ema)  # the average, not the weights trained
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert all(torch.equal(checkpoint["ema"][k], ema[k]) for k in ema)
 
-    resumed = make_trainer(setup, tmp_path, "optim.epochs=3", "optim.ema_decay=0.9")
+    resumed = make_trainer(setup, tmp_path, "optim.epochs=2", "optim.ema_decay=0.9")
     resumed.resume()
     assert all(torch.equal(resumed.ema.state_dict()[k], ema[k]) for k in ema)
     resumed.run()
-    assert resumed.evaluate() == {k: v for k, v in json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1]).items() if k in ("dev_wer", "dev_cer")}
+    assert any(not torch.equal(resumed.ema.state_dict()[k], ema[k]) for k in ema)  # it went on averaging
     with pytest.raises(ConfigError, match="ema_decay"):
         load_config(setup["config"], ["optim.ema_decay=1"])
