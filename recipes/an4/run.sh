@@ -5,7 +5,7 @@
 #   bash recipes/an4/run.sh [--stage N] [--stop-stage M] [--an4-archive PATH]
 #                           [--exp-dir DIR] [--data-dir DIR] [--config YAML]
 #                           [--subset N] [--train-set KEY=VALUE]... [--lm-order N]
-#                           [--greedy-speeds LIST]
+#                           [--greedy-speeds LIST] [--dev-speakers LIST]
 #
 # Run from the repository root. Every stage is idempotent: it skips work whose
 # output is already there (training resumes from its last checkpoint).
@@ -20,6 +20,7 @@ config=recipes/an4/conf/train.yaml
 subset=0          # keep only the first N utterances of each set (smoke tests)
 train_set=()      # config overrides for statistics and training, e.g. optim.epochs=2
 lm_order=3
+dev_speakers=     # training speakers held out as dev, comma-separated (empty: local/make_manifests.py's five)
 greedy_speeds=1,0.9,1.1  # greedy decoding votes over these speeds (dev errors 91 -> 87 over three seeds; README, row AC)
 
 while [ $# -gt 0 ]; do
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     --train-set) train_set+=(--set "$2"); shift 2 ;;
     --lm-order) lm_order="$2"; shift 2 ;;
     --greedy-speeds) greedy_speeds="$2"; shift 2 ;;
+    --dev-speakers) dev_speakers="$2"; shift 2 ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -51,7 +53,8 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "stage 1: manifests"
-  python "$local_dir/make_manifests.py" --an4-dir "$data_dir/an4" --out-dir "$manifests" --subset "$subset"
+  python "$local_dir/make_manifests.py" --an4-dir "$data_dir/an4" --out-dir "$manifests" --subset "$subset" \
+    ${dev_speakers:+--dev-speakers "$dev_speakers"}
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
