@@ -42,15 +42,17 @@ def decode_grid(
     lm_path: str | Path,
     points: list[Point | None],
     options: BeamSearchOptions,
+    speed: float = 1.0,
 ) -> tuple[dict[str, str], dict[Point | None, dict[str, str]]]:
     """References, and each grid point's hypotheses, by utterance id; the point None is greedy decoding.
 
-    The acoustic model runs once and the LM is read once; only the search
-    runs per point. Check the utterances with :func:`asr.data.refuse_test_data`
-    before calling.
+    The acoustic model runs once (on the audio played ``speed`` times faster)
+    and the LM is read once; only the search runs per point. Check the
+    utterances with :func:`asr.data.refuse_test_data` before calling.
     """
     outputs = [
-        (batch.indices, log_probs, lengths) for batch, log_probs, lengths in model_outputs(asr_model, utterances)
+        (batch.indices, log_probs, lengths)
+        for batch, log_probs, lengths in model_outputs(asr_model, utterances, speed=speed)
     ]
     references = {utterances[i].utt_id: utterances[i].text for indices, _, _ in outputs for i in indices}
     loaded = BeamSearchDecoder(asr_model.tokenizer.vocabulary, lm_path, options)

@@ -14,6 +14,9 @@ A speaker is the folder holding an utterance's audio (AN4's layout:
 
     python benchmarks/tune_crossval.py exp/an4/model.pt exp/an4/manifests/dev.jsonl --lm exp/an4/lm.arpa \\
         --letter-lm-scales 1 0,0.25,0.5,1     # one grid per value: 49 points, then 196
+
+With ``--speeds 1,0.9,1.1`` every point (greedy too) is decoded at each speed
+and the decodings are voted word by word, as stage 6 votes greedy decoding.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from asr.data import read_manifest, refuse_test_data
 from asr.decoding import tuned_options
 from asr.scoring import score
 from asr.tune import LM_WEIGHTS, WORD_SCORES, decode_grid, score_grid
+from asr.voting import vote
 
 
 def main() -> None:
@@ -41,6 +45,7 @@ def main() -> None:
     parser.add_argument(
         "--letter-lm-scales", type=float_list, nargs="+", default=[[1.0]], help="one grid per comma-separated list"
     )
+    parser.add_argument("--speeds", type=float_list, default=[1.0], help="decode at each and vote, the first breaking ties")
     args = parser.parse_args()
 
     utterances = read_manifest(args.manifest)
@@ -48,14 +53,20 @@ def main() -> None:
     model = load_model(args.model)
     scales = sorted({scale for grid in args.letter_lm_scales for scale in grid})
     points = [None, *itertools.product(args.lm_weights, args.word_scores, scales)]  # None: greedy
-    references, hypotheses = decode_grid(model, utterances, args.lm, points, tuned_options({}))
+    by_speed = [decode_grid(model, utterances, args.lm, points, tuned_options({}), speed) for speed in args.speeds]
+    references = by_speed[0][0]
+    hypotheses = {
+        point: {utt_id: vote([decoded[point][utt_id] for _, decoded in by_speed]) for utt_id in references}
+        for point in points
+    }
 
     speakers = defaultdict(dict)  # speaker -> that speaker's references (readable files only)
     for utterance in utterances:
         if utterance.utt_id in references:
             speakers[Path(utterance.audio_filepath).parent.name][utterance.utt_id] = references[utterance.utt_id]
 
-    print(f"{args.model}: {len(references)} dev utterances, {len(speakers)} speakers")
+    speeds = ",".join(f"{speed:g}" for speed in args.speeds)
+    print(f"{args.model}: {len(references)} dev utterances, {len(speakers)} speakers, speeds {speeds}")
     print(f"greedy: {score(references, hypotheses[None]).word_errors} word errors")
     for letter_scales in args.letter_lm_scales:
         grid = {p: hypotheses[p] for p in itertools.product(args.lm_weights, args.word_scores, letter_scales)}

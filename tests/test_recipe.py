@@ -88,6 +88,29 @@ def test_every_stage_leaves_its_outputs(recipe_run: tuple[Path, subprocess.Compl
     assert last.startswith("test beam_lm: WER") and "CER" in last
 
 
+def test_other_speakers_can_be_held_out_as_dev(
+    recipe_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path
+) -> None:
+    work, _ = recipe_run
+
+    def make_manifests(dev_speakers: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "recipes/an4/local/make_manifests.py", "--an4-dir", str(work / "data/an4"),
+                   "--out-dir", str(tmp_path), "--dev-speakers", dev_speakers]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    result = make_manifests("fclc,mema")
+    assert result.returncode == 0, result.stderr
+    speakers = {
+        name: {Path(json.loads(line)["audio_filepath"]).parent.name for line in (tmp_path / f"{name}.jsonl").open()}
+        for name in ("train", "dev")
+    }
+    assert speakers["dev"] == {"fclc", "mema"}
+    assert "fjdn" in speakers["train"] and not speakers["train"] & speakers["dev"]  # the usual dev speaker trains
+    result = make_manifests("fclc,nobody")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "nobody" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_tuning_and_the_lm_refuse_test_data(recipe_run: tuple[Path, subprocess.CompletedProcess]) -> None:
     work, _ = recipe_run
     exp = work / "exp"

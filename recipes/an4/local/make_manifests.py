@@ -66,7 +66,8 @@ def main() -> int:
     dev_speakers = set(filter(None, args.dev_speakers.split(",")))
     unknown = dev_speakers - {path.parent.name for path, _ in train_pairs}
     if not dev_speakers or unknown:
-        print(f"error: --dev-speakers: {', '.join(sorted(unknown)) or 'none given'}: not a speaker of {an4_dir / 'etc' / 'an4_train.fileids'}", file=sys.stderr)
+        named = ", ".join(sorted(unknown)) or "none given"
+        print(f"error: --dev-speakers: {named}: not a speaker of {an4_dir / 'etc/an4_train.fileids'}", file=sys.stderr)
         return 2
     is_dev = lambda pair: pair[0].parent.name in dev_speakers  # noqa: E731
     sets = {
