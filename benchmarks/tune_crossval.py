@@ -83,7 +83,8 @@ def main() -> None:
             choices.append(f"{speaker} {point[0]:g}/{point[1]:g}/{point[2]:g}")
         print(
             f"letter scales {','.join(f'{s:g}' for s in letter_scales)} ({len(grid)} points):"
-            f" in sample {in_sample.word_errors} word errors, leave-one-speaker-out {held_out_errors}"
+            f" in sample {in_sample.word_errors} word errors (at {in_sample.lm_weight:g}/{in_sample.word_score:g}),"
+            f" leave-one-speaker-out {held_out_errors}"
             f" (chosen weight/score/letter scale: {'; '.join(choices)})"
         )
 
