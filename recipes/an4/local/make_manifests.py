@@ -65,8 +65,11 @@ def main() -> int:
     train_pairs = read_split(an4_dir, "an4_train")
     dev_speakers = set(filter(None, args.dev_speakers.split(",")))
     unknown = dev_speakers - {path.parent.name for path, _ in train_pairs}
-    if not dev_speakers or unknown:
-        named = ", ".join(sorted(unknown)) or "none given"
+    if not dev_speakers:
+        print("error: --dev-speakers: no speaker named", file=sys.stderr)
+        return 2
+    if unknown:
+        named = ", ".join(sorted(unknown))
         print(f"error: --dev-speakers: {named}: not a speaker of {an4_dir / 'etc/an4_train.fileids'}", file=sys.stderr)
         return 2
     is_dev = lambda pair: pair[0].parent.name in dev_speakers  # noqa: E731
