@@ -43,11 +43,13 @@ def decode_grid(
     points: list[Point | None],
     options: BeamSearchOptions,
     speed: float = 1.0,
+    search: type[BeamSearchDecoder] = BeamSearchDecoder,
 ) -> tuple[dict[str, str], dict[Point | None, dict[str, str]]]:
     """References, and each grid point's hypotheses, by utterance id; the point None is greedy decoding.
 
     The acoustic model runs once (on the audio played ``speed`` times faster)
-    and the LM is read once; only the search runs per point. Check the
+    and the LM is read once; only the search runs per point. ``search`` is
+    the decoder class (benchmarks try subclasses that score another LM). Check the
     utterances with :func:`asr.data.refuse_test_data` before calling.
     """
     outputs = [
@@ -55,7 +57,7 @@ def decode_grid(
         for batch, log_probs, lengths in model_outputs(asr_model, utterances, speed=speed)
     ]
     references = {utterances[i].utt_id: utterances[i].text for indices, _, _ in outputs for i in indices}
-    loaded = BeamSearchDecoder(asr_model.tokenizer.vocabulary, lm_path, options)
+    loaded = search(asr_model.tokenizer.vocabulary, lm_path, options)
     hypotheses = {}
     for point in points:
         decoder = None if point is None else loaded.with_weights(*point)

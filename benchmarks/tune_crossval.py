@@ -17,6 +17,8 @@ A speaker is the folder holding an utterance's audio (AN4's layout:
 
 With ``--speeds 1,0.9,1.1`` every point (greedy too) is decoded at each speed
 and the decodings are voted word by word, as stage 6 votes greedy decoding.
+With ``--char-lm`` the LM is a character n-gram (``benchmarks/char_lm.py``) and
+the search is lexicon-free.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from pathlib import Path
 from asr.checkpoint import load_model
 from asr.cli import float_list
 from asr.data import read_manifest, refuse_test_data
-from asr.decoding import tuned_options
+from asr.decoding import BeamSearchDecoder, tuned_options
 from asr.scoring import score
 from asr.tune import LM_WEIGHTS, WORD_SCORES, decode_grid, score_grid
 from asr.voting import vote
+from char_lm import CharLMDecoder
 
 
 def main() -> None:
@@ -46,6 +49,7 @@ def main() -> None:
         "--letter-lm-scales", type=float_list, nargs="+", default=[[1.0]], help="one grid per comma-separated list"
     )
     parser.add_argument("--speeds", type=float_list, default=[1.0], help="decode at each and vote, the first breaking ties")
+    parser.add_argument("--char-lm", action="store_true", help="--lm is a character n-gram: lexicon-free search")
     args = parser.parse_args()
 
     utterances = read_manifest(args.manifest)
@@ -53,7 +57,9 @@ def main() -> None:
     model = load_model(args.model)
     scales = sorted({scale for grid in args.letter_lm_scales for scale in grid})
     points = [None, *itertools.product(args.lm_weights, args.word_scores, scales)]  # None: greedy
-    by_speed = [decode_grid(model, utterances, args.lm, points, tuned_options({}), speed) for speed in args.speeds]
+    search = CharLMDecoder if args.char_lm else BeamSearchDecoder
+    options = tuned_options({"lexicon": not args.char_lm})
+    by_speed = [decode_grid(model, utterances, args.lm, points, options, speed, search) for speed in args.speeds]
     references = by_speed[0][0]
     hypotheses = {
         point: {utt_id: vote([decoded[point][utt_id] for _, decoded in by_speed]) for utt_id in references}

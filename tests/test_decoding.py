@@ -1,3 +1,4 @@
+import importlib.util
 import math
 from pathlib import Path
 
@@ -118,3 +119,19 @@ def test_letter_scale_lets_the_acoustics_choose_spelled_letters(tmp_path: Path, 
     words = emissions(spell("the cet sat", {5: {"e": 0.5, "a": 0.4}}))
     scaled = BeamSearchDecoder(VOCABULARY, lm_path, BeamSearchOptions(lm_weight=2.0, letter_lm_scale=0.0, lexicon=lexicon))
     assert scaled(words, torch.tensor([words.size(1)])) == ["the cat sat"]
+
+
+def test_a_character_lm_pulls_a_spelling_towards_the_ones_it_has_seen(tmp_path: Path) -> None:
+    """benchmarks/char_lm.py: lexicon-free search scored by a character n-gram of the corpus."""
+    script = Path(__file__).parent.parent / "benchmarks" / "char_lm.py"
+    spec = importlib.util.spec_from_file_location("char_lm", script)
+    char_lm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(char_lm)
+    assert char_lm.as_characters("a cat") == ["a", "|", "c", "a", "t", "|"]
+    path = tmp_path / "char.arpa"
+    write_arpa(estimate([char_lm.as_characters(s) for s in LM_CORPUS], order=4), path)
+    log_probs = emissions(spell("the cet sat", {5: {"e": 0.5, "a": 0.4}}))
+    lengths = torch.tensor([log_probs.size(1)])
+    pulled = char_lm.CharLMDecoder(VOCABULARY, path, BeamSearchOptions(lm_weight=1.0, lexicon=False))
+    assert pulled(log_probs, lengths) == ["the cat sat"]
+    assert pulled.with_weights(0.0, 0.0)(log_probs, lengths) == ["the cet sat"]
