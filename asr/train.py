@@ -42,7 +42,7 @@ from asr.data import (
     encodable,
     read_manifest,
 )
-from asr.features import FeatureConfig, FeatureExtractor
+from asr.features import FeatureConfig, FeatureExtractor, valid_frames
 from asr.model import CTCModel, ModelConfig
 from asr.scoring import score
 from asr.shards import ShardSource, is_shards
@@ -65,12 +65,17 @@ class OptimConfig:
     accumulate_grad: int = 1  # batches per optimizer step (per rank): a larger step without the memory
     inter_ctc_weight: float = 0.3  # with model.inter_ctc_layer: loss = (1 - w) final CTC + w intermediate CTC
     ema_decay: float = 0.0  # evaluate and keep an exponential moving average of the weights (0: the weights)
+    # Confidence penalty (Pereyra et al., 2017): subtract this times the output's entropy, summed over
+    # each utterance's frames, from its CTC loss, against the peaky posteriors that leave an LM little to weigh.
+    confidence_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.inter_ctc_weight <= 1:
             raise ValueError(f"inter_ctc_weight must lie between 0 and 1, not {self.inter_ctc_weight}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1), not {self.ema_decay}")
+        if self.confidence_penalty < 0:
+            raise ValueError(f"confidence_penalty must not be negative, not {self.confidence_penalty}")
 
 
 @dataclass
@@ -89,6 +94,12 @@ class TrainConfig:
         workers = self.num_workers
         if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
             raise ValueError(f"num_workers must be auto or a count of processes, not {workers!r}")
+
+
+def output_entropy(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Entropy of each frame's output distribution, summed over the valid frames of a ``(batch, frames, vocab)`` batch."""
+    entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
+    return (entropy * valid_frames(lengths.to(entropy.device), entropy.size(1))).sum()
 
 
 class ConfigError(ValueError):
@@ -428,6 +439,8 @@ class Trainer:
             weight = self.config.optim.inter_ctc_weight
             inter = self.ctc_loss(tapped[0].transpose(0, 1), batch.targets, out_lengths, batch.target_lengths)
             loss = (1 - weight) * loss + weight * inter
+        if self.config.optim.confidence_penalty:
+            loss = loss - self.config.optim.confidence_penalty * output_entropy(log_probs, out_lengths)
         return loss / len(batch.indices)
 
     def steps(self) -> Iterator[list[Batch]]:

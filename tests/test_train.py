@@ -11,7 +11,7 @@ from asr.audio import load_audio
 from asr.checkpoint import load_model
 from asr.cli import main
 from asr.data import Batch, Utterance, make_utterance, read_manifest, write_manifest
-from asr.train import ConfigError, Trainer, ema_decay, load_config, loader_workers, lr_factor, update_ema
+from asr.train import ConfigError, Trainer, ema_decay, load_config, loader_workers, lr_factor, output_entropy, update_ema
 
 TINY = {
     "model": {"conv_channels": 32, "hidden_size": 32, "num_layers": 1, "dropout": 0.0},
@@ -167,6 +167,25 @@ def test_intermediate_ctc_mixes_the_two_losses_and_learns(setup: dict[str, Path]
     assert records[-1]["train_loss"] < records[0]["train_loss"]
     log_probs, _ = load_model(tmp_path / "model.pt").model(features, frames)  # the model file decodes as usual
     assert log_probs.shape == final.shape
+
+
+def test_confidence_penalty_subtracts_the_output_entropy(setup: dict[str, Path], tmp_path: Path) -> None:
+    """With ``optim.confidence_penalty`` the loss is CTC minus the weight times the entropy of the valid frames."""
+    trainer = make_trainer(setup, tmp_path, "optim.confidence_penalty=0.2")
+    batch = next(b for b in trainer.loader if b is not None)
+    trainer.model.eval()  # no dropout: both losses see the same network
+    with torch.no_grad():
+        features, frames = trainer.features(batch.waveforms, batch.lengths)
+        log_probs, lengths = trainer.model(features, frames)
+        ctc = trainer.ctc_loss(log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths)
+        penalized = trainer.loss(batch, augment=False)
+    # Entropy by hand, one utterance at a time over its own frames: padding must not count.
+    entropy = sum(-(lp[:n].exp() * lp[:n]).sum() for lp, n in zip(log_probs, lengths.tolist()))
+    assert lengths.min() < log_probs.size(1) and entropy > 0
+    torch.testing.assert_close(output_entropy(log_probs, lengths), entropy)
+    torch.testing.assert_close(penalized, (ctc - 0.2 * entropy) / len(batch.indices))
+    with pytest.raises(ConfigError, match="confidence_penalty"):
+        load_config(setup["config"], ["optim.confidence_penalty=-1"])
 
 
 def test_intermediate_ctc_weight_must_be_a_share(setup: dict[str, Path]) -> None:
