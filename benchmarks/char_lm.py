@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
 from asr.data import ManifestError, read_manifest, refuse_test_data
-from asr.decoding import SILENCE, BeamSearchDecoder, _quiet_stderr
+from asr.decoding import SILENCE, SPACE, BeamSearchDecoder, BeamSearchOptions, _quiet_stderr
 from asr.lm import estimate, write_arpa
 
 KENLM_MAX_ORDER = 6
@@ -44,12 +45,17 @@ class CharLMDecoder(BeamSearchDecoder):
     flashlight's ``sil_score``, added at every word boundary.
     """
 
-    def _language_model(self) -> KenLM:
+    def __init__(self, vocabulary: list[str], lm_path: str | Path, options: BeamSearchOptions) -> None:
+        # Read once, indexed by the acoustic model's tokens; copies made by with_weights share it.
         tokens = Dictionary()
-        for token in self.tokens:
-            tokens.add_entry(token)
+        for char in vocabulary:
+            tokens.add_entry(SILENCE if char == SPACE else char)
         with _quiet_stderr():
-            return KenLM(str(self.lm_path), tokens)
+            self.token_lm = KenLM(str(lm_path), tokens)
+        super().__init__(vocabulary, lm_path, options)
+
+    def _language_model(self) -> KenLM:
+        return self.token_lm
 
 
 def main() -> None:
