@@ -20,14 +20,14 @@ KenLM inside flashlight-text reads orders up to 6.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from pathlib import Path
 
 from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
 from asr.data import ManifestError, read_manifest, refuse_test_data
-from asr.decoding import SILENCE, SPACE, BeamSearchDecoder, BeamSearchOptions, _quiet_stderr
+from asr.decoding import SILENCE, BeamSearchDecoder, _quiet_stderr
 from asr.lm import estimate, write_arpa
 
 KENLM_MAX_ORDER = 6
@@ -45,14 +45,14 @@ class CharLMDecoder(BeamSearchDecoder):
     flashlight's ``sil_score``, added at every word boundary.
     """
 
-    def __init__(self, vocabulary: list[str], lm_path: str | Path, options: BeamSearchOptions) -> None:
-        # Read once, indexed by the acoustic model's tokens; copies made by with_weights share it.
+    @functools.cached_property
+    def token_lm(self) -> KenLM:
+        """Read once, indexed by the search's tokens; the copies with_weights makes share it."""
         tokens = Dictionary()
-        for char in vocabulary:
-            tokens.add_entry(SILENCE if char == SPACE else char)
+        for token in self.tokens:
+            tokens.add_entry(token)
         with _quiet_stderr():
-            self.token_lm = KenLM(str(lm_path), tokens)
-        super().__init__(vocabulary, lm_path, options)
+            return KenLM(str(self.lm_path), tokens)
 
     def _language_model(self) -> KenLM:
         return self.token_lm
