@@ -28,14 +28,42 @@ import itertools
 from collections import defaultdict
 from pathlib import Path
 
-from asr.checkpoint import load_model
+from asr.checkpoint import ASRModel, load_model
 from asr.cli import float_list
-from asr.data import read_manifest, refuse_test_data
-from asr.decoding import BeamSearchDecoder, tuned_options
+from asr.data import Utterance, read_manifest, refuse_test_data
+from asr.decoding import BeamSearchDecoder, BeamSearchOptions, tuned_options
 from asr.scoring import score
-from asr.tune import LM_WEIGHTS, WORD_SCORES, decode_grid, score_grid
+from asr.tune import LM_WEIGHTS, WORD_SCORES, Point, decode_grid, score_grid
 from asr.voting import vote
 from char_lm import CharLMDecoder
+
+
+def voted_grid(
+    model: ASRModel,
+    utterances: list[Utterance],
+    lm_path: str,
+    points: list[Point | None],
+    options: BeamSearchOptions,
+    speeds: list[float],
+    search: type[BeamSearchDecoder] = BeamSearchDecoder,
+) -> tuple[dict[str, str], dict[Point | None, dict[str, str]]]:
+    """:func:`asr.tune.decode_grid` at each speed, each point's decodings voted word by word (the first speed breaks ties)."""
+    by_speed = [decode_grid(model, utterances, lm_path, points, options, speed, search) for speed in speeds]
+    references = by_speed[0][0]
+    hypotheses = {
+        point: {utt_id: vote([decoded[point][utt_id] for _, decoded in by_speed]) for utt_id in references}
+        for point in points
+    }
+    return references, hypotheses
+
+
+def by_speaker(utterances: list[Utterance], references: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Each speaker's references (readable files only); a speaker is the folder holding the audio."""
+    speakers: dict[str, dict[str, str]] = defaultdict(dict)
+    for utterance in utterances:
+        if utterance.utt_id in references:
+            speakers[Path(utterance.audio_filepath).parent.name][utterance.utt_id] = references[utterance.utt_id]
+    return speakers
 
 
 def main() -> None:
@@ -59,17 +87,8 @@ def main() -> None:
     points = [None, *itertools.product(args.lm_weights, args.word_scores, scales)]  # None: greedy
     search = CharLMDecoder if args.char_lm else BeamSearchDecoder
     options = tuned_options({"lexicon": not args.char_lm})
-    by_speed = [decode_grid(model, utterances, args.lm, points, options, speed, search) for speed in args.speeds]
-    references = by_speed[0][0]
-    hypotheses = {
-        point: {utt_id: vote([decoded[point][utt_id] for _, decoded in by_speed]) for utt_id in references}
-        for point in points
-    }
-
-    speakers = defaultdict(dict)  # speaker -> that speaker's references (readable files only)
-    for utterance in utterances:
-        if utterance.utt_id in references:
-            speakers[Path(utterance.audio_filepath).parent.name][utterance.utt_id] = references[utterance.utt_id]
+    references, hypotheses = voted_grid(model, utterances, args.lm, points, options, args.speeds, search)
+    speakers = by_speaker(utterances, references)
 
     speeds = ",".join(f"{speed:g}" for speed in args.speeds)
     print(f"{args.model}: {len(references)} dev utterances, {len(speakers)} speakers, speeds {speeds}")
