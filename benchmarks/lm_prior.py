@@ -15,7 +15,7 @@ Three steps, each reading what the one before wrote:
     # the default (fewest errors pooled over folds) and the margin (nested cross-validation)
     python benchmarks/lm_prior.py choose exp/an4_z2,exp/an4_z4 exp/an4_f1 ... [--speeds ...]
     # the rule against stage 5's on new folds, leave-one-speaker-out
-    python benchmarks/lm_prior.py judge --default 0.75,1 --margin 0.1 exp/an4_f5 exp/an4_f6 [--speeds ...]
+    python benchmarks/lm_prior.py judge --default 0.5,1 --margin 0.3 exp/an4_f5 exp/an4_f6 [--speeds ...]
 
 A fold is one argument: its models (the same dev speakers, other seeds)
 joined by commas; a fold's figure is the mean over its models. Each model
@@ -33,11 +33,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from asr.checkpoint import load_model
-from asr.cli import float_list
+from asr.cli import float_list, speed_list
 from asr.data import read_manifest, refuse_test_data
 from asr.decoding import tuned_options
 from asr.scoring import score
-from asr.tune import LM_WEIGHTS, WORD_SCORES
+from asr.tune import LM_WEIGHTS, WORD_SCORES, GridPoint, best_first
 from tune_crossval import by_speaker, voted_grid
 
 Pair = tuple[float, float]  # (LM weight, word score); the letter scale stays 1
@@ -71,14 +71,10 @@ def parse_key(text: str) -> Pair:
     return float(weight), float(word_score)
 
 
-def milder_first(point: Pair) -> tuple[float, float]:
-    """Stage 5's tie-break: the smaller LM weight, then the word score nearer 0."""
-    return point[0], abs(point[1])
-
-
 def best(points: list[Pair], errors: Callable[[Pair], float]) -> Pair:
-    """The point with the fewest errors, ties to the milder (as stage 5 breaks them)."""
-    return min(points, key=lambda p: (round(errors(p), 6), *milder_first(p)))
+    """The point with the fewest errors, ties broken as stage 5 breaks them (:func:`asr.tune.best_first`)."""
+    ranked = best_first([GridPoint(w, s, 1.0, wer=errors((w, s)), cer=0.0, word_errors=0) for w, s in points])
+    return ranked[0].lm_weight, ranked[0].word_score
 
 
 def stage5(table: Table, utterances: list[str]) -> Pair:
@@ -185,7 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=["dump", "choose", "judge"])
     parser.add_argument("folders", nargs="+", help="model folders (dump) or folds: model folders joined by commas")
-    parser.add_argument("--speeds", type=float_list, default=[1.0], help="decode at each and vote, as stage 6 votes greedy")
+    parser.add_argument("--speeds", type=speed_list, default=[1.0], help="decode at each and vote, as stage 6 votes greedy")
     parser.add_argument("--default", type=float_list, help="judge: LM weight,word score")
     parser.add_argument("--margin", type=float, help="judge: the fraction of the default's errors to beat it by")
     args = parser.parse_args()
