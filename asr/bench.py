@@ -9,6 +9,10 @@ layer sizes (multiply-adds of the convolutions, LSTM gates and output layer;
 a training step counted as three forward passes), over wall time, over the
 device's peak, which is printed with where it came from.
 
+With ``--profile PATH``, a few more training steps run under torch.profiler
+and its table of operators, by their own time on the device, goes to PATH:
+where the time goes that the utilisation figure says is not spent on FLOPs.
+
 What the data pipeline costs on top is measured by
 ``benchmarks/data_pipeline.py``: the trainer itself with and without its loader.
 """
@@ -109,10 +113,13 @@ def make_batches(durations: list[float], config: TrainConfig, steps: int, seed: 
 
 
 def synthetic(batch: list[float], sample_rate: int, device: torch.device, vocab: int) -> tuple:
+    """Noise of the batch's durations and random labels (8 characters a second), on ``device``,
+    with the lengths also on the host, where the CTC loss and the counting read them."""
     lengths = torch.tensor([int(s * sample_rate) for s in batch])
     waveforms = 0.1 * torch.randn(len(batch), int(lengths.max()))
-    labels = [torch.randint(1, vocab, (max(1, int(s * 8)),)) for s in batch]  # 8 characters a second
-    return waveforms.to(device), lengths.to(device), torch.cat(labels), torch.tensor([len(x) for x in labels])
+    labels = [torch.randint(1, vocab, (max(1, int(s * 8)),)) for s in batch]
+    targets = torch.cat(labels)
+    return waveforms.to(device), lengths.to(device), lengths, targets.to(device), torch.tensor([len(x) for x in labels])
 
 
 def measure(
@@ -127,24 +134,41 @@ def measure(
         torch.cuda.reset_peak_memory_stats(device)
     audio = flops = 0.0
     start = 0.0
-    for index, (waveforms, lengths, targets, target_lengths) in enumerate(prepared):
+    for index, (waveforms, lengths, host_lengths, targets, target_lengths) in enumerate(prepared):
         if index == 2:  # two warm-up batches (allocator, cuDNN plans) are not timed
             _synchronize(device)
             start, audio, flops = time.perf_counter(), 0.0, 0.0
+        # Frame counts from the lengths on the host, as the trainer has them: no step waits for the device.
+        out_lengths = model.config.output_frames(features.config.num_frames(host_lengths))
         with torch.set_grad_enabled(train), torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             feats, frames = features(waveforms, lengths)
-            log_probs, out_lengths = model(feats, frames)
+            log_probs, _ = model(feats, frames)
         if train:
-            loss = ctc(log_probs.float().transpose(0, 1), targets, out_lengths.cpu(), target_lengths) / len(lengths)
+            loss = ctc(log_probs.float().transpose(0, 1), targets, out_lengths, target_lengths) / len(host_lengths)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        audio += lengths.sum().item() / features.config.sample_rate
+        audio += host_lengths.sum().item() / features.config.sample_rate
         flops += out_lengths.sum().item() * flops_per_frame
     _synchronize(device)
     wall = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return Result(audio / wall, peak, flops / wall)
+
+
+def write_profile(
+    path: str, model: CTCModel, features: FeatureExtractor, batches: list[list[float]], device: torch.device, amp: torch.dtype | None
+) -> None:
+    """Where a training step's time goes: torch.profiler over ``batches``, run after the timed ones (so
+    warm), operators by their own time on the device (the GPU's kernels, or the CPU's), the 30 largest."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities, acc_events=True) as profiler:
+        measure(model, features, batches, device, amp, train=True)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    table = profiler.key_averages().table(sort_by=sort, row_limit=30)
+    Path(path).write_text(f"{len(batches)} training steps, after the timed ones, sorted by {sort}\n{table}\n")
 
 
 def _synchronize(device: torch.device) -> None:
@@ -162,6 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
     parser.add_argument("--peak-tflops", type=float, help="the device's peak, if not known here")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument("--profile", metavar="PATH", help="also profile a few training steps; write torch.profiler's table of operators here")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,13 +197,14 @@ def run(args: argparse.Namespace) -> int:
     config.model.input_dim, config.model.vocab_size = config.features.n_mels, args.vocab_size
     model = CTCModel(config.model).to(device)
     features = FeatureExtractor(config.features).to(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    # cudnn.benchmark stays off, as in training: batches of many lengths would each be tuned anew.
     durations = [float(json.loads(line)["duration"]) for line in Path(args.manifest).read_text().splitlines()] if args.manifest else [1 + 19 * i / 999 for i in range(1000)]
     batches = make_batches(durations, config, args.steps + 2, seed=0)
     dtype_name = {torch.bfloat16: "bf16", torch.float16: "fp16", None: "fp32"}[amp]
     peak, peak_source = device_peak(device, dtype_name, args.peak_tflops)
     results = {name: measure(model, features, batches, device, amp, train=name == "training") for name in ("training", "inference")}
+    if args.profile:
+        write_profile(args.profile, model, features, batches[:4], device, amp)
     if args.json:
         print(json.dumps({"device": str(device), "precision": dtype_name, "peak_flops": peak, **{k: vars(v) for k, v in results.items()}}))
         return 0

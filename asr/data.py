@@ -207,7 +207,10 @@ class Batch:
     target_lengths: torch.Tensor  # (batch,)
 
     def pin_memory(self) -> Batch:
+        """Page-locked copies (the loader's ``pin_memory``), which go to a GPU without waiting for it."""
         self.waveforms = self.waveforms.pin_memory()
+        self.lengths = self.lengths.pin_memory()
+        self.targets = self.targets.pin_memory()
         return self
 
 

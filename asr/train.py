@@ -202,8 +202,11 @@ def ema_decay(decay: float, step: int) -> float:
 
 
 @torch.no_grad()
-def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """average <- decay * average + (1 - decay) * model, parameter by parameter; buffers are copied."""
+def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float | torch.Tensor) -> None:
+    """average <- decay * average + (1 - decay) * model, parameter by parameter; buffers are copied.
+
+    ``decay`` may be a tensor on the device (1 leaves the average as it is), so that a step's
+    outcome can decide it without the host waiting for the device."""
     torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), 1 - decay)
     for kept, current in zip(average.buffers(), model.buffers()):
         kept.copy_(current)
@@ -268,14 +271,23 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.best_wer = math.inf
-        self.nonfinite_steps = 0
+        self.nonfinite = torch.zeros((), dtype=torch.long, device=self.device)  # steps skipped, counted on the device
         self.snapshots: list[tuple[float, int]] = []  # (dev WER, epoch) of the weights kept for averaging
         self.averaged = False
 
     def output_frames(self, seconds: float) -> int:
         """How many frames the model emits for ``seconds`` of audio."""
-        samples = int(round(seconds * self.config.features.sample_rate))
+        return self.frames_out(int(round(seconds * self.config.features.sample_rate)))
+
+    def frames_out(self, samples: int | torch.Tensor) -> int | torch.Tensor:
+        """How many frames the model emits for waveforms of ``samples``: the arithmetic of the
+        features and the subsampling, so that the CTC loss gets them without asking the device."""
         return self.config.model.output_frames(self.config.features.num_frames(samples))
+
+    @property
+    def nonfinite_steps(self) -> int:
+        """Steps skipped for a non-finite gradient (reading it waits for the device)."""
+        return int(self.nonfinite)
 
     def training_data(self, train: str | Path) -> tuple[DataLoader, BucketBatchSampler | StreamingDataset, int, int]:
         """The loader of training batches, what takes the epoch number, batches an epoch (this rank's), utterances.
@@ -367,7 +379,8 @@ class Trainer:
         self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
         self.epoch, self.step = saved["epoch"], saved["step"]
-        self.best_wer, self.nonfinite_steps = saved["best_wer"], saved["nonfinite_steps"]
+        self.best_wer = saved["best_wer"]
+        self.nonfinite.fill_(saved["nonfinite_steps"])
         self.snapshots, self.averaged = [tuple(s) for s in saved["snapshots"]], saved["averaged"]
         torch.set_rng_state(saved["rng"].cpu())
         if self.dist.enabled:  # the checkpoint holds rank 0's random state; the others draw their own
@@ -389,7 +402,7 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------
 
-    def train_step(self, batches: list[Batch], augment: bool) -> float | None:
+    def train_step(self, batches: list[Batch], augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step over ``batches`` (``optim.accumulate_grad`` of them; under DDP, this rank's).
 
         Each batch's loss is its mean per utterance, divided by the number of
@@ -397,7 +410,14 @@ class Trainer:
         averages it over ranks): N ranks, or N accumulated batches on one
         process, make the same update. A non-finite loss makes the gradient
         non-finite on every rank alike, so all ranks skip that step together.
-        Returns the step's loss, or None if it was skipped.
+
+        Nothing here waits for the device, so on a GPU the host queues the
+        next step while this one runs: a step with a non-finite gradient is
+        skipped by the fused AdamW itself (``found_inf``, as the fp16 loss
+        scaler has it do), leaving weights, optimizer state and moving average
+        as they were, and is counted on the device. The learning-rate schedule
+        counts it as a step. Returns the step's loss and whether it was
+        applied, both on the device: reading them waits for it.
         """
         total = torch.zeros((), device=self.device)
         for index, batch in enumerate(batches):
@@ -408,39 +428,41 @@ class Trainer:
             total += loss.detach()
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
-        if not torch.isfinite(grad_norm):  # the one host-device synchronisation of a step
-            self.nonfinite_steps += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.update()
-            return None
+        applied = torch.isfinite(grad_norm)
+        self.nonfinite += ~applied
+        self.optimizer.found_inf = (~applied).float()  # with fp16 the scaler sets its own, which covers this
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.step += 1
         if self.ema is not None:
-            update_ema(self.ema, self.model, ema_decay(self.config.optim.ema_decay, self.step))
-        return total.item()
+            decay = ema_decay(self.config.optim.ema_decay, self.step)
+            update_ema(self.ema, self.model, torch.where(applied, decay, 1.0))
+        return total, applied
 
     def loss(self, batch: Batch, augment: bool) -> torch.Tensor:
         """CTC loss of a batch, summed per utterance and averaged over utterances."""
+        # Pinned on a GPU (the loader's pin_memory), so the copies do not wait for the device either.
         waveforms = batch.waveforms.to(self.device, non_blocking=True)
-        lengths = batch.lengths.to(self.device)
+        lengths = batch.lengths.to(self.device, non_blocking=True)
+        targets = batch.targets.to(self.device, non_blocking=True)
         features, frames = self.features(waveforms, lengths)
         if augment:
             features = self.specaugment(features)
         intermediate = self.config.model.inter_ctc_layer > 0
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            log_probs, out_lengths, *tapped = self.ddp(features, frames, intermediate=intermediate)
-        # CTC in float32 whatever the autocast (log_probs already are), summed per utterance.
-        out_lengths = out_lengths.cpu()
-        loss = self.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths)
+            log_probs, frames_on_device, *tapped = self.ddp(features, frames, intermediate=intermediate)
+        # CTC in float32 whatever the autocast (log_probs already are), summed per utterance. The
+        # frame counts the model also returns are on the device; the CTC loss wants them on the host.
+        out_lengths = self.frames_out(batch.lengths)
+        loss = self.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, batch.target_lengths)
         if intermediate:
             weight = self.config.optim.inter_ctc_weight
-            inter = self.ctc_loss(tapped[0].transpose(0, 1), batch.targets, out_lengths, batch.target_lengths)
+            inter = self.ctc_loss(tapped[0].transpose(0, 1), targets, out_lengths, batch.target_lengths)
             loss = (1 - weight) * loss + weight * inter
         if self.config.optim.confidence_penalty:
-            loss = loss - self.config.optim.confidence_penalty * output_entropy(log_probs, out_lengths)
+            loss = loss - self.config.optim.confidence_penalty * output_entropy(log_probs, frames_on_device)
         return loss / len(batch.indices)
 
     def steps(self) -> Iterator[list[Batch]]:
@@ -490,7 +512,9 @@ class Trainer:
             augment = self.epoch >= self.config.augment.specaugment_from_epoch
             self.model.train()
             start = time.perf_counter()
-            loss_sum, loss_count, audio_seconds = 0.0, 0, 0.0
+            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)  # applied steps', read at the end
+            loss_count = torch.zeros((), dtype=torch.long, device=self.device)
+            audio_seconds = 0.0
             bar = tqdm(
                 self.steps(),
                 desc=f"epoch {self.epoch + 1}/{self.config.optim.epochs}",
@@ -498,15 +522,15 @@ class Trainer:
                 disable=None if self.dist.is_main else True,
             )
             for batches in bar:
-                loss = self.train_step(batches, augment)
+                loss, applied = self.train_step(batches, augment)
                 audio_seconds += sum(b.lengths.sum().item() for b in batches) / self.config.features.sample_rate
-                if loss is not None:
-                    loss_sum, loss_count = loss_sum + loss, loss_count + 1
-                    bar.set_postfix(loss=f"{loss:.2f}")
+                loss_sum += torch.where(applied, loss, 0.0)
+                loss_count += applied
+                if not bar.disable:  # the progress bar's loss is the one read of a step that waits for the device
+                    bar.set_postfix(loss=f"{loss.item():.2f}")
+            losses = [loss_sum.item(), loss_count.item()]  # waits for the epoch's last step, so before the clock
             train_seconds = time.perf_counter() - start
-            loss_sum, loss_count, audio_seconds = distributed.sum_over_ranks(
-                [loss_sum, loss_count, audio_seconds], self.dist, self.device
-            )
+            loss_sum, loss_count, audio_seconds = distributed.sum_over_ranks([*losses, audio_seconds], self.dist, self.device)
             self.epoch += 1
             record = {
                 "epoch": self.epoch,

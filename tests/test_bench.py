@@ -1,6 +1,7 @@
 """``asr bench``: FLOPs counted from the layer sizes, and a real (tiny) run on the CPU."""
 
 import json
+from pathlib import Path
 
 from asr.bench import forward_flops_per_frame
 from asr.cli import main
@@ -28,11 +29,15 @@ def test_conv2d_flops_count_each_filter_at_each_mel_bin() -> None:
     assert forward_flops_per_frame(config) == conv + projection + lstm + 2 * 512 * 29
 
 
-def test_bench_runs_on_the_cpu_and_prints_its_figures(capsys) -> None:
+def test_bench_runs_on_the_cpu_and_prints_its_figures(capsys, tmp_path: Path) -> None:
     assert main(["bench", "--steps", "2", "--device", "cpu", "--json", "--set", "model.hidden_size=32",
                  "--set", "model.num_layers=1", "--set", "model.inter_ctc_layer=0",  # one layer: no intermediate CTC
-                 "--set", "model.conv_channels=32", "--set", "optim.max_batch_frames=1500"]) == 0
+                 "--set", "model.conv_channels=32", "--set", "optim.max_batch_frames=1500",
+                 "--profile", str(tmp_path / "profile.txt")]) == 0
     figures = json.loads(capsys.readouterr().out)
     for name in ("training", "inference"):
         assert figures[name]["audio_seconds_per_second"] > 0 and figures[name]["peak_memory_mb"] > 0
         assert 0 < figures[name]["flops_per_second"] < figures["peak_flops"]
+    # The profile's table names the operators a training step spends its time in.
+    profile = (tmp_path / "profile.txt").read_text()
+    assert profile.startswith("4 training steps") and profile.count("aten::") >= 10

@@ -1,5 +1,6 @@
 """A real model trained for a few steps on real AN4 audio."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -79,16 +80,33 @@ def test_resume_continues_where_a_run_stopped(setup: dict[str, Path], tmp_path: 
     assert records[1]["step"] == 2 * first["step"]
 
 
-def test_nonfinite_loss_is_skipped_and_counted(setup: dict[str, Path], tmp_path: Path) -> None:
-    trainer = make_trainer(setup, tmp_path)
-    before = [p.detach().clone() for p in trainer.model.parameters()]
+@pytest.mark.parametrize("ema_decay", [0.0, 0.999])
+def test_nonfinite_loss_is_skipped_and_counted(setup: dict[str, Path], tmp_path: Path, ema_decay: float) -> None:
+    trainer = make_trainer(setup, tmp_path, f"optim.ema_decay={ema_decay}")
     batch = next(iter(trainer.loader))
     poisoned = Batch(batch.indices, batch.waveforms * float("nan"), batch.lengths, batch.targets, batch.target_lengths)
-    assert trainer.train_step([poisoned], augment=False) is None
-    assert trainer.nonfinite_steps == 1 and trainer.step == 0
-    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
-    assert trainer.train_step([batch], augment=True) is not None
-    assert trainer.step == 1
+    loss, applied = trainer.train_step([batch], augment=False)
+    assert applied and torch.isfinite(loss) and loss > 0
+    before = copy.deepcopy(trainer.state())
+    _, applied = trainer.train_step([poisoned], augment=False)
+    assert not applied and trainer.nonfinite_steps == 1
+    # Skipped by the fused AdamW on the device: weights, optimizer state and moving average as they were.
+    after = trainer.state()
+    assert equal_tensors(before["model"], after["model"]) and equal_tensors(before["optimizer"], after["optimizer"])
+    assert ema_decay == 0 or equal_tensors(before["ema"], after["ema"])
+    _, applied = trainer.train_step([batch], augment=True)
+    assert applied and trainer.nonfinite_steps == 1 and not equal_tensors(before["model"], trainer.model.state_dict())
+
+
+def equal_tensors(a: object, b: object) -> bool:
+    """Whether two nested dicts and lists hold equal tensors (and equal everything else)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(equal_tensors(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(equal_tensors(x, y) for x, y in zip(a, b))
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return torch.equal(a, b)
+    return a == b
 
 
 def test_labels_longer_than_frames_are_filtered_and_counted(setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
