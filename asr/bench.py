@@ -31,7 +31,7 @@ import torch
 from asr.data import BucketBatchSampler
 from asr.features import FeatureExtractor
 from asr.model import CTCModel, ModelConfig
-from asr.train import OptimConfig, TrainConfig, autocast_dtype, build_optimizer, load_config, resolve_device
+from asr.train import OptimConfig, TrainConfig, autocast_dtype, build_optimizer, emitted_frames, load_config, resolve_device
 
 # Dense peaks in FLOP/s for the datatypes training uses; the CPU's is computed (see cpu_peak).
 GPU_PEAKS = {"H100": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}, "H200": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}}
@@ -139,7 +139,7 @@ def measure(
             _synchronize(device)
             start, audio, flops = time.perf_counter(), 0.0, 0.0
         # Frame counts from the lengths on the host, as the trainer has them: no step waits for the device.
-        out_lengths = model.config.output_frames(features.config.num_frames(host_lengths))
+        out_lengths = emitted_frames(features.config, model.config, host_lengths)
         with torch.set_grad_enabled(train), torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             feats, frames = features(waveforms, lengths)
             log_probs, _ = model(feats, frames)

@@ -201,6 +201,12 @@ def ema_decay(decay: float, step: int) -> float:
     return min(decay, (1 + step) / (10 + step))
 
 
+def emitted_frames(features: FeatureConfig, model: ModelConfig, samples: int | torch.Tensor) -> int | torch.Tensor:
+    """How many frames the model emits for waveforms of ``samples``: the features' and the
+    subsampling's arithmetic, so that the CTC loss gets them from the host without asking the device."""
+    return model.output_frames(features.num_frames(samples))
+
+
 @torch.no_grad()
 def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float | torch.Tensor) -> None:
     """average <- decay * average + (1 - decay) * model, parameter by parameter; buffers are copied.
@@ -277,12 +283,7 @@ class Trainer:
 
     def output_frames(self, seconds: float) -> int:
         """How many frames the model emits for ``seconds`` of audio."""
-        return self.frames_out(int(round(seconds * self.config.features.sample_rate)))
-
-    def frames_out(self, samples: int | torch.Tensor) -> int | torch.Tensor:
-        """How many frames the model emits for waveforms of ``samples``: the arithmetic of the
-        features and the subsampling, so that the CTC loss gets them without asking the device."""
-        return self.config.model.output_frames(self.config.features.num_frames(samples))
+        return emitted_frames(self.config.features, self.config.model, int(round(seconds * self.config.features.sample_rate)))
 
     @property
     def nonfinite_steps(self) -> int:
@@ -455,7 +456,7 @@ class Trainer:
             log_probs, frames_on_device, *tapped = self.ddp(features, frames, intermediate=intermediate)
         # CTC in float32 whatever the autocast (log_probs already are), summed per utterance. The
         # frame counts the model also returns are on the device; the CTC loss wants them on the host.
-        out_lengths = self.frames_out(batch.lengths)
+        out_lengths = emitted_frames(self.config.features, self.config.model, batch.lengths)
         loss = self.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, batch.target_lengths)
         if intermediate:
             weight = self.config.optim.inter_ctc_weight

@@ -34,15 +34,16 @@ from pathlib import Path
 
 from asr.checkpoint import load_model
 from asr.cli import float_list, speed_list
-from asr.data import read_manifest, refuse_test_data
+from asr.data import Utterance, read_manifest, refuse_test_data
 from asr.decoding import tuned_options
 from asr.scoring import score
-from asr.tune import LM_WEIGHTS, WORD_SCORES, GridPoint, best_first
+from asr.tune import LM_WEIGHTS, WORD_SCORES, GridPoint, Point, best_first
 from tune_crossval import by_speaker, voted_grid
 
 Pair = tuple[float, float]  # (LM weight, word score); the letter scale stays 1
 MARGINS = [0.0, 0.05, 0.1, 0.2, 0.3]
 GREEDY = "greedy"
+GRID: list[Point | None] = [None, *((w, s, 1.0) for w, s in itertools.product(LM_WEIGHTS, WORD_SCORES))]  # None: greedy
 
 
 class Table:
@@ -119,24 +120,35 @@ def dump_path(exp_dir: str, speeds: list[float]) -> Path:
 
 def dump(exp_dir: str, speeds: list[float]) -> None:
     """Decode ``exp_dir``'s dev set at every grid point (voted over ``speeds``) and write each utterance's errors."""
-    manifest = Path(exp_dir) / "manifests" / "dev.jsonl"
+    utterances = dev_utterances(Path(exp_dir))
+    references, hypotheses = voted_grid(
+        load_model(Path(exp_dir) / "model.pt"), utterances, str(Path(exp_dir) / "lm.arpa"), GRID, tuned_options({"lexicon": True}), speeds
+    )
+    out = dump_path(exp_dir, speeds)
+    errors = write_errors(out, utterances, references, {GREEDY if p is None else key(p[:2]): texts for p, texts in hypotheses.items()})
+    print(f"{out}: {len(references)} utterances, greedy {sum(errors[GREEDY].values())} errors")
+
+
+def dev_utterances(exp_dir: Path) -> list[Utterance]:
+    """A model folder's dev set, as stage 5 left it (test data refused)."""
+    manifest = exp_dir / "manifests" / "dev.jsonl"
     utterances = read_manifest(manifest)
     refuse_test_data(manifest, utterances)
-    model = load_model(Path(exp_dir) / "model.pt")
-    points = [None, *((w, s, 1.0) for w, s in itertools.product(LM_WEIGHTS, WORD_SCORES))]
-    options = tuned_options({"lexicon": True})
-    references, hypotheses = voted_grid(model, utterances, str(Path(exp_dir) / "lm.arpa"), points, options, speeds)
+    return utterances
+
+
+def write_errors(
+    out: Path, utterances: list[Utterance], references: dict[str, str], hypotheses: dict[str, dict[str, str]]
+) -> dict[str, dict[str, int]]:
+    """Write each decoding's word errors by utterance (a :class:`Table`'s file), and return them."""
     errors = {
-        GREEDY if point is None else key(point[:2]): {
-            utt_id: score({utt_id: ref}, {utt_id: texts[utt_id]}).word_errors for utt_id, ref in references.items()
-        }
-        for point, texts in hypotheses.items()
+        name: {utt_id: score({utt_id: ref}, {utt_id: texts[utt_id]}).word_errors for utt_id, ref in references.items()}
+        for name, texts in hypotheses.items()
     }
     speakers = {name: sorted(refs) for name, refs in by_speaker(utterances, references).items()}
-    out = dump_path(exp_dir, speeds)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"speakers": speakers, "errors": errors}))
-    print(f"{out}: {len(references)} utterances, {len(speakers)} speakers, greedy {sum(errors[GREEDY].values())} errors")
+    return errors
 
 
 def load_folds(arguments: list[str], speeds: list[float]) -> list[list[Table]]:

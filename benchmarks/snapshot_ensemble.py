@@ -22,8 +22,6 @@ stage 5 reads them. Test data is refused, as by stage 5.
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -33,13 +31,12 @@ from torch import nn
 
 from asr.checkpoint import ASRModel, load_model
 from asr.cli import speed_list
-from asr.data import read_manifest, refuse_test_data
 from asr.decoding import tuned_options
 from asr.model import CTCModel
-from asr.scoring import score
-from asr.tune import LM_WEIGHTS, WORD_SCORES, Point
-from lm_prior import GREEDY, Table, fold_mean, held_out, key, stage5
-from tune_crossval import by_speaker, voted_grid
+from lm_prior import GREEDY, GRID, Table, dev_utterances, fold_mean, held_out, key, stage5, write_errors
+from tune_crossval import voted_grid
+
+VOTED = "voted"  # the key of greedy decoding voted over the speeds
 
 
 class CTCEnsemble(nn.Module):
@@ -73,29 +70,16 @@ def errors_path(exp_dir: Path, kind: str, speeds: list[float]) -> Path:
 
 def dump(exp_dir: Path, speeds: list[float]) -> None:
     """Per-utterance dev errors of model.pt and of the ensemble: greedy voted over ``speeds``, the grid at speed 1."""
-    manifest = exp_dir / "manifests" / "dev.jsonl"
-    utterances = read_manifest(manifest)
-    refuse_test_data(manifest, utterances)
-    points: list[Point | None] = [None, *((w, s, 1.0) for w, s in itertools.product(LM_WEIGHTS, WORD_SCORES))]
+    utterances = dev_utterances(exp_dir)
     options = tuned_options({"lexicon": True})
     lm = str(exp_dir / "lm.arpa")
     for kind, model in (("single", load_model(exp_dir / "model.pt")), ("ensemble", load_ensemble(exp_dir))):
-        references, grid = voted_grid(model, utterances, lm, points, options, [1.0])
+        references, grid = voted_grid(model, utterances, lm, GRID, options, [1.0])
         _, voted = voted_grid(model, utterances, lm, [None], options, speeds)
-        hypotheses = {**grid, "voted": voted[None]}
-        errors = {
-            GREEDY if point is None else point if point == "voted" else key(point[:2]): {
-                utt_id: score({utt_id: ref}, {utt_id: texts[utt_id]}).word_errors for utt_id, ref in references.items()
-            }
-            for point, texts in hypotheses.items()
-        }
-        speakers = {name: sorted(refs) for name, refs in by_speaker(utterances, references).items()}
+        hypotheses = {GREEDY if p is None else key(p[:2]): texts for p, texts in grid.items()} | {VOTED: voted[None]}
         out = errors_path(exp_dir, kind, speeds)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"speakers": speakers, "errors": errors}))
-        print(
-            f"{out}: greedy {sum(errors[GREEDY].values())}, voted {sum(errors['voted'].values())} errors", flush=True
-        )
+        errors = write_errors(out, utterances, references, hypotheses)
+        print(f"{out}: greedy {sum(errors[GREEDY].values())}, voted {sum(errors[VOTED].values())} errors", flush=True)
 
 
 def judge(arguments: list[str], speeds: list[float]) -> None:
@@ -104,7 +88,7 @@ def judge(arguments: list[str], speeds: list[float]) -> None:
         folds = [[Table(errors_path(Path(d), kind, speeds)) for d in argument.split(",")] for argument in arguments]
         for name, figure in (
             ("greedy", lambda t: t.count(GREEDY, t.utterances())),
-            ("greedy voted", lambda t: t.count("voted", t.utterances())),
+            ("greedy voted", lambda t: t.count(VOTED, t.utterances())),
             ("LM held out", lambda t: held_out(t, stage5)),
         ):
             figures = [fold_mean(fold, figure) for fold in folds]

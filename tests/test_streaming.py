@@ -80,7 +80,7 @@ def test_shards_give_the_same_batches_and_training_as_the_manifest(corpus: dict[
     # A few training steps from each: identical losses.
     steps = [list(itertools.islice(t.steps(), 4)) for t in (from_manifest, from_shards)]
     results = [[t.train_step(group, augment=False) for group in groups] for t, groups in zip((from_manifest, from_shards), steps)]
-    losses = [[loss.item() for loss, applied in steps if applied] for steps in results]
+    losses = [[loss.item() for loss, applied in run if applied] for run in results]
     assert losses[0] == losses[1] and len(losses[0]) == 4 and all(loss > 0 for loss in losses[0])
 
 
