@@ -67,6 +67,11 @@ def key(point: Pair) -> str:
     return f"{point[0]:g}/{point[1]:g}"
 
 
+def named(hypotheses: dict[Point | None, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """``voted_grid``'s decodings under a :class:`Table`'s keys: greedy, or each point's weight and score."""
+    return {GREEDY if point is None else key(point[:2]): texts for point, texts in hypotheses.items()}
+
+
 def parse_key(text: str) -> Pair:
     weight, word_score = text.split("/")
     return float(weight), float(word_score)
@@ -125,7 +130,7 @@ def dump(exp_dir: str, speeds: list[float]) -> None:
         load_model(Path(exp_dir) / "model.pt"), utterances, str(Path(exp_dir) / "lm.arpa"), GRID, tuned_options({"lexicon": True}), speeds
     )
     out = dump_path(exp_dir, speeds)
-    errors = write_errors(out, utterances, references, {GREEDY if p is None else key(p[:2]): texts for p, texts in hypotheses.items()})
+    errors = write_errors(out, utterances, references, named(hypotheses))
     print(f"{out}: {len(references)} utterances, greedy {sum(errors[GREEDY].values())} errors")
 
 

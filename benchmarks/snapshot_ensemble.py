@@ -33,7 +33,7 @@ from asr.checkpoint import ASRModel, load_model
 from asr.cli import speed_list
 from asr.decoding import tuned_options
 from asr.model import CTCModel
-from lm_prior import GREEDY, GRID, Table, dev_utterances, fold_mean, held_out, key, stage5, write_errors
+from lm_prior import GREEDY, GRID, Table, dev_utterances, fold_mean, held_out, named, stage5, write_errors
 from tune_crossval import voted_grid
 
 VOTED = "voted"  # the key of greedy decoding voted over the speeds
@@ -76,7 +76,7 @@ def dump(exp_dir: Path, speeds: list[float]) -> None:
     for kind, model in (("single", load_model(exp_dir / "model.pt")), ("ensemble", load_ensemble(exp_dir))):
         references, grid = voted_grid(model, utterances, lm, GRID, options, [1.0])
         _, voted = voted_grid(model, utterances, lm, [None], options, speeds)
-        hypotheses = {GREEDY if p is None else key(p[:2]): texts for p, texts in grid.items()} | {VOTED: voted[None]}
+        hypotheses = named(grid) | {VOTED: voted[None]}
         out = errors_path(exp_dir, kind, speeds)
         errors = write_errors(out, utterances, references, hypotheses)
         print(f"{out}: greedy {sum(errors[GREEDY].values())}, voted {sum(errors[VOTED].values())} errors", flush=True)
